@@ -1,0 +1,41 @@
+"""The one clock of mininq: every "now" in the code comes from here.
+
+Times are integer epoch milliseconds everywhere inside mininq (storage, engine,
+scheduling); they become RFC 3339 strings only at the API boundary.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+_offset_ms = 0
+
+
+def now_ms() -> int:
+    """Current time in epoch milliseconds (moved by `set_offset_ms` in tests)."""
+    return time.time_ns() // 1_000_000 + _offset_ms
+
+
+def set_offset_ms(offset_ms: int) -> None:
+    """Shift the clock; only tests call this."""
+    global _offset_ms
+    _offset_ms = offset_ms
+
+
+def to_rfc3339(ms: int | None) -> str | None:
+    """Epoch milliseconds to `2026-11-27T10:00:01.234Z`."""
+    if ms is None:
+        return None
+    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> int:
+    """RFC 3339 string (any offset, `Z` allowed) to epoch ms; ValueError if not one."""
+    if not isinstance(text, str) or "T" not in text.upper():
+        raise ValueError("not an RFC 3339 timestamp")
+    dt = datetime.fromisoformat(text.replace("z", "Z"))
+    if dt.tzinfo is None:
+        raise ValueError("RFC 3339 timestamp needs a zone offset or Z")
+    return int(dt.timestamp() * 1000)
