@@ -7,9 +7,10 @@ scheduling); they become RFC 3339 strings only at the API boundary.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 _offset_ms = 0
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def now_ms() -> int:
@@ -38,4 +39,4 @@ def parse_rfc3339(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("z", "Z"))
     if dt.tzinfo is None:
         raise ValueError("RFC 3339 timestamp needs a zone offset or Z")
-    return int(dt.timestamp() * 1000)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
