@@ -1,0 +1,1 @@
+"""The engine: the managed process that delivers jobs, runs schedules and cleans up."""

@@ -1,0 +1,1 @@
+"""Schedules: cron expressions, time zones and next fire times (pure, no I/O)."""
