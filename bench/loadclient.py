@@ -114,7 +114,7 @@ async def burst(spec: dict) -> dict:
     collect = bool(spec.get("collect_ids"))
     conns = [await connect(reqs.host, reqs.port) for _ in range(int(spec["connections"]))]
     statuses: dict[int, int] = {}
-    done: list[tuple[str, float]] = []
+    done: list[tuple[str, float, int]] = []
     errors: list[str] = []
     counter = iter(range(count))
 
@@ -129,7 +129,7 @@ async def burst(spec: dict) -> dict:
             now = time.time()
             statuses[status] = statuses.get(status, 0) + 1
             if collect and status < 300:
-                done.extend((job_id, now) for job_id in job_ids(body))
+                done.extend((job_id, now, i) for job_id in job_ids(body))
             elif status >= 300 and len(errors) < 20:
                 errors.append(f"HTTP {status}: {body[:200]!r}")
 

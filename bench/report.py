@@ -1,0 +1,135 @@
+"""The result table and docs/benchmarks.md: pure formatting, no measuring."""
+
+from __future__ import annotations
+
+import platform
+import sqlite3
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class Row:
+    """One figure, with what it is compared against and whether it meets its target."""
+
+    workload: str
+    figure: str
+    value: float | None
+    unit: str
+    ceiling: float | None = None
+    ceiling_name: str = ""
+    huey: float | None = None
+    target: str = ""
+    check: Callable[["Row"], bool] | None = field(default=None, repr=False)
+    failed: bool = False
+
+    @property
+    def vs_ceiling(self) -> float | None:
+        if self.value is None or not self.ceiling:
+            return None
+        return self.value / self.ceiling
+
+    @property
+    def vs_huey(self) -> float | None:
+        if self.value is None or not self.huey:
+            return None
+        return self.value / self.huey
+
+    @property
+    def result(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.check is None:
+            return ""
+        if self.value is None:
+            return "miss"
+        try:
+            return "pass" if self.check(self) else "miss"
+        except TypeError:  # a comparison needed a figure that was not measured
+            return "n/a"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "MB":
+        return f"{value / 1e6:,.0f} MB"
+    if unit == "%":
+        return f"{value:.2f} %"
+    if unit in ("ms", "s"):
+        return f"{value:,.1f} {unit}" if value >= 10 else f"{value:,.2f} {unit}"
+    return f"{value:,.0f} {unit}"
+
+
+def fmt_ratio(ratio: float | None, percent: bool) -> str:
+    if ratio is None:
+        return ""
+    return f"{ratio * 100:.0f} %" if percent else f"{ratio:.2f}×"
+
+
+HEADER = ("Workload", "Figure", "Value", "Ceiling", "vs ceiling", "vs huey", "Target",
+          "Result")
+
+
+def table(rows: list[Row]) -> str:
+    """A Markdown table, readable as plain text too."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in rows:
+        ceiling = ""
+        if r.ceiling is not None:
+            ceiling = fmt_value(r.ceiling, r.unit) + (f" ({r.ceiling_name})" if r.ceiling_name
+                                                      else "")
+        cells = (r.workload, r.figure, fmt_value(r.value, r.unit), ceiling,
+                 fmt_ratio(r.vs_ceiling, True), fmt_ratio(r.vs_huey, False), r.target,
+                 r.result)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "sanic": _version("sanic"),
+        "aiohttp": _version("aiohttp"),
+        "aiosqlite": _version("aiosqlite"),
+        "uvloop": _version("uvloop"),
+        "huey": _version("huey"),
+        "mininq": _version("mininq"),
+    }
+
+
+def machine_lines(info: dict[str, str]) -> str:
+    return "\n".join([
+        f"- Date: {info['date']}",
+        f"- CPU: {info['cpu']}, {info['cores']} cores (client, receiver and server share them)",
+        f"- Linux {info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}",
+        f"- Sanic {info['sanic']}, aiohttp {info['aiohttp']}, aiosqlite {info['aiosqlite']}, "
+        f"uvloop {info['uvloop']}, huey {info['huey']}",
+    ])
