@@ -3,14 +3,14 @@
 The executable carries the build machine's OpenSSL, which looks for CA
 certificates where Debian keeps them (/usr/lib/ssl). On other distributions
 that path doesn't exist and every https:// delivery would fail certificate
-verification. When the user hasn't chosen with SSL_CERT_FILE/SSL_CERT_DIR and
-OpenSSL's own default is missing, point SSL_CERT_FILE at the first bundle
-found in the usual places (the list Go's crypto/x509 probes). Spawned child
-processes inherit the variable.
+verification. Unless the user chose with SSL_CERT_FILE or SSL_CERT_DIR, the
+first process settles where the certificates are and exports it: OpenSSL's
+own default when it exists, else the first bundle found in the usual places
+(the list Go's crypto/x509 probes). The spawned child processes inherit the
+variable, so they skip the check (and the import of ssl).
 """
 
 import os
-import ssl
 
 _CA_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Arch, Gentoo
@@ -22,11 +22,17 @@ _CA_BUNDLES = (
 )
 
 
-def _use_host_ca_bundle() -> None:
+def _choose_ca_certificates() -> None:
     if "SSL_CERT_FILE" in os.environ or "SSL_CERT_DIR" in os.environ:
         return
+    import ssl
+
     defaults = ssl.get_default_verify_paths()  # cafile/capath are None when missing
-    if defaults.cafile or (defaults.capath and os.listdir(defaults.capath)):
+    if defaults.cafile:
+        os.environ["SSL_CERT_FILE"] = defaults.cafile
+        return
+    if defaults.capath and any(os.scandir(defaults.capath)):
+        os.environ["SSL_CERT_DIR"] = defaults.capath
         return
     for bundle in _CA_BUNDLES:
         if os.path.isfile(bundle):
@@ -34,4 +40,4 @@ def _use_host_ca_bundle() -> None:
             return
 
 
-_use_host_ca_bundle()
+_choose_ca_certificates()
