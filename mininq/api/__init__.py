@@ -1,0 +1,7 @@
+"""The JSON API: one blueprint per resource."""
+
+from sanic import Blueprint
+
+from mininq.api import jobs, queues, schedules, system
+
+api = Blueprint.group(jobs.bp, queues.bp, schedules.bp, system.bp)

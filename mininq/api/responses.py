@@ -1,0 +1,61 @@
+"""JSON responses and the error shape `{"error": ..., "status": ...}` for every failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sanic import HTTPResponse, Request
+from sanic.exceptions import SanicException
+
+from mininq.api.validate import ValidationError
+from mininq.logs import get_logger
+from mininq.store import Conflict, NotFound
+
+log = get_logger("mininq.api")
+
+
+def json_response(body: Any, status: int = 200) -> HTTPResponse:
+    return HTTPResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str) -> HTTPResponse:
+    return json_response({"error": message, "status": status}, status)
+
+
+def parse_body(request: Request) -> Any:
+    """The request's JSON body; a ValidationError for anything that isn't JSON."""
+    if not request.body:
+        raise ValidationError("body", "a JSON body is required")
+    try:
+        return orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("body", f"malformed JSON ({exc})") from None
+
+
+def query(request: Request) -> dict[str, str]:
+    """Query parameters, first value of each."""
+    return {k: v[0] for k, v in request.args.items()}
+
+
+async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
+    """Every exception becomes a JSON error; unexpected ones are logged, never shown."""
+    if isinstance(exc, ValidationError):
+        return error_response(400, str(exc))
+    if isinstance(exc, NotFound):
+        return error_response(404, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
+    if isinstance(exc, SanicException):
+        status = getattr(exc, "status_code", 500) or 500
+        if status == 413:
+            limit = request.app.config.REQUEST_MAX_SIZE
+            return error_response(413, f"body: larger than the limit of {limit} bytes")
+        if status == 404:
+            return error_response(404, f"no route {request.method} {request.path}")
+        if status == 405:
+            return error_response(405, f"method {request.method} not allowed on {request.path}")
+        if status < 500:
+            return error_response(status, str(exc) or "bad request")
+    log.exception("internal error on %s %s", request.method, request.path)
+    return error_response(500, "internal error (see the server log)")

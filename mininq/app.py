@@ -1,0 +1,119 @@
+"""The Sanic application and how `mininq serve` starts it.
+
+Process model: Sanic's main process runs the migrations, then starts one
+HTTP worker (this app) and one managed process, the engine
+(`mininq.engine.process.run_engine`). The HTTP worker watches the engine's
+state and asks Sanic to restart it if it ever dies; Sanic would not on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+
+from sanic import Request, Sanic
+from sanic.worker.loader import AppLoader
+
+from mininq.api import api
+from mininq.api.auth import is_authorized, is_public
+from mininq.api.responses import error_response, handle_error
+from mininq.config import Config
+from mininq.engine.process import run_engine
+from mininq.logs import get_logger, sanic_log_config
+from mininq.store import open_store, prepare_database
+from mininq.wake import WakeSender, new_address
+
+log = get_logger("mininq.app")
+
+ENGINE = "mininq-engine"
+ENGINE_PROCESS = f"Sanic-{ENGINE}-0"
+ENGINE_WATCH_S = 1.0
+
+
+def create_app(config: Config, wake_address: str) -> Sanic:
+    app = Sanic("mininq", log_config=sanic_log_config(config.logging))
+    app.config.MOTD = False
+    app.config.ACCESS_LOG = False
+    app.config.REQUEST_MAX_SIZE = config.server.max_body_bytes
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 5.0
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.ctx.config = config
+    app.blueprint(api)
+    try:
+        from mininq.dashboard import dashboard
+    except ImportError:  # the dashboard package is optional while it is being built
+        dashboard = None
+    if dashboard is not None:
+        app.blueprint(dashboard)
+    app.error_handler.add(Exception, handle_error)
+
+    token = config.server.api_token
+
+    @app.on_request
+    async def authorize(request: Request):
+        if token and not is_public(request.path) and not is_authorized(request, token):
+            if request.path.startswith("/dashboard") and hasattr(app.ctx, "sign_in_page"):
+                return app.ctx.sign_in_page(request)
+            return error_response(401, "authorization: a valid bearer token is required")
+
+    @app.before_server_start
+    async def open_resources(app: Sanic):
+        app.ctx.started = time.monotonic()
+        app.ctx.store = await open_store(config.server.db_path, config.defaults)
+        app.ctx.waker = WakeSender(wake_address)
+        app.ctx.engine_up = partial(_engine_up, app)
+
+    @app.after_server_start
+    async def watch_engine(app: Sanic):
+        app.add_task(_watch_engine(app), name="watch-engine")
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic):
+        app.ctx.waker.close()
+        await app.ctx.store.close()
+
+    @app.main_process_ready
+    async def start_engine(app: Sanic):
+        app.manager.manage(
+            ENGINE, run_engine, {"settings": config, "wake_address": wake_address},
+            restartable=True,
+        )
+
+    return app
+
+
+def _engine_state(app: Sanic) -> str | None:
+    try:
+        return app.m.workers.get(ENGINE_PROCESS, {}).get("state")
+    except Exception:  # the manager is gone (shutting down) or absent (single process)
+        return None
+
+
+def _engine_up(app: Sanic) -> bool:
+    return _engine_state(app) in ("STARTING", "STARTED", "ACKED", "JOINED", "RESTARTING")
+
+
+async def _watch_engine(app: Sanic) -> None:
+    """Restart the engine if its process died (Sanic marks it FAILED and stops there)."""
+    while True:
+        await asyncio.sleep(ENGINE_WATCH_S)
+        if _engine_state(app) == "FAILED":
+            log.error("the engine process died; restarting it")
+            try:
+                app.m.restart(ENGINE_PROCESS)
+            except Exception:
+                log.exception("could not restart the engine process")
+
+
+def serve(config: Config) -> None:
+    """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes."""
+    prepare_database(config.server.db_path)
+    loader = AppLoader(factory=partial(create_app, config, new_address()))
+    app = loader.load()
+    app.prepare(
+        host=config.server.host, port=config.server.port, workers=1,
+        access_log=False, motd=False, single_process=False,
+    )
+    Sanic.serve(primary=app, app_loader=loader)

@@ -1,0 +1,144 @@
+"""One delivery attempt: the webhook POST, and what its answer means.
+
+One pooled aiohttp session serves every delivery of the engine. The
+result is a plain outcome dict the dispatcher turns into the job's next state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from mininq import __version__
+from mininq.clock import now_ms
+from mininq.engine.backoff import retry_after_ms, retry_delay_ms
+from mininq.engine.outcome import classify, describe_exception, describe_http_error, truncate_result
+
+ERROR_BODY_BYTES = 1024
+USER_AGENT = f"mininq/{__version__}"
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature header value (`v1,<base64 HMAC-SHA256>`)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+class Deliverer:
+    def __init__(self, concurrency: int, signing_secret: str, max_result_bytes: int) -> None:
+        self.signing_secret = signing_secret
+        self.max_result_bytes = max_result_bytes
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._concurrency, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=60
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _headers(self, job: dict, body: bytes) -> dict[str, str]:
+        headers = {}
+        if job["headers"]:
+            headers.update(orjson.loads(job["headers"]))
+        headers.update(
+            {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "X-Mininq-Job-Id": job["id"],
+                "X-Mininq-Attempt": str(job["attempt"]),
+                "X-Mininq-Queue": job["queue_name"],
+            }
+        )
+        if self.signing_secret:
+            ts = int(time.time())
+            headers["webhook-id"] = job["id"]
+            headers["webhook-timestamp"] = str(ts)
+            headers["webhook-signature"] = sign(self.signing_secret, job["id"], ts, body)
+        return headers
+
+    async def deliver(self, job: dict) -> dict[str, Any]:
+        """POST the job's payload; returns the attempt's outcome (never raises)."""
+        assert self._session is not None, "deliverer is not open"
+        body = job["payload"].encode()
+        started = now_ms()
+        t0 = time.monotonic()
+        status: int | None = None
+        response_body = b""
+        retry_after: str | None = None
+        error: str | None = None
+        timeout = aiohttp.ClientTimeout(total=job["timeout_ms"] / 1000)
+        try:
+            async with self._session.post(
+                job["callback_url"], data=body, headers=self._headers(job, body),
+                timeout=timeout, allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                limit = self.max_result_bytes if 200 <= status < 300 else ERROR_BODY_BYTES
+                response_body = await resp.content.read(limit + 1)
+                retry_after = resp.headers.get("Retry-After")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # every failure is an outcome, never a crash
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            error = describe_exception(exc, job["timeout_ms"])
+        duration_ms = int((time.monotonic() - t0) * 1000)
+        return self.outcome(job, started, duration_ms, status, response_body, retry_after, error)
+
+    def outcome(
+        self, job: dict, started: int, duration_ms: int, status: int | None,
+        body: bytes, retry_after: str | None, error: str | None,
+    ) -> dict[str, Any]:
+        kind = classify(status, error)
+        out: dict[str, Any] = {
+            "id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
+            "started_at": started, "duration_ms": duration_ms, "status_code": status,
+            "result": None, "error": None, "visible_at": None,
+        }
+        if kind == "completed":
+            out["outcome"] = "completed"
+            out["result"] = truncate_result(body, self.max_result_bytes)
+            return out
+        out["error"] = error if status is None else describe_http_error(status, body)
+        if kind == "permanent" or job["attempt"] > job["max_retries"]:
+            out["outcome"] = "dead"
+            return out
+        now = now_ms()
+        delay = None
+        if status in (429, 503):
+            delay = retry_after_ms(retry_after, now)
+            if delay is not None:
+                delay = min(delay, job["max_delay_ms"])
+        if delay is None:
+            delay = retry_delay_ms(
+                job["retry_backoff"], job["attempt"], job["base_delay_ms"], job["max_delay_ms"]
+            )
+        out["outcome"] = "retry"
+        out["visible_at"] = now + delay
+        return out
+
+    def interrupted(self, job: dict) -> dict[str, Any]:
+        """Outcome of a delivery cut short by shutdown: the attempt counts, the job
+        goes back to pending (or dead without retries left), nothing stays running."""
+        now = now_ms()
+        started = job.get("started_at") or now
+        error = "delivery interrupted: mininq was shutting down"
+        out = self.outcome(job, started, max(0, now - started), None, b"", None, error)
+        if out["outcome"] == "retry":
+            out["visible_at"] = now
+        return out

@@ -1,0 +1,191 @@
+"""The claim loop: lease due jobs within every limit and start their deliveries.
+
+Limits, all enforced here because this engine is the only one delivering
+from the file (see `lock.py`): `worker.concurrency` in flight overall, each
+queue's `max_concurrency`, each queue's token bucket. Free slots are dealt to
+queues round-robin, starting one queue further on each pass, so a large
+backlog can't starve a small queue. Between passes the loop sleeps until the
+earliest moment something can change: a delayed job or retry becoming due, a
+token arriving, a delivery finishing, or a wake from the HTTP process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from mininq.clock import now_ms
+from mininq.config import Config
+from mininq.engine.delivery import Deliverer
+from mininq.engine.finisher import Finisher
+from mininq.engine.ratelimit import TokenBucket
+from mininq.logs import get_logger, log_event
+from mininq.store import Store
+from mininq.wake import Signal
+
+log = get_logger("mininq.engine")
+
+LEASE_MARGIN_MS = 5_000
+
+
+def deal(free: int, room: dict[str, int], order: list[str]) -> dict[str, int]:
+    """Deal `free` slots one at a time round-robin over `order`, up to each queue's room."""
+    alloc = dict.fromkeys(order, 0)
+    while free > 0:
+        progressed = False
+        for name in order:
+            if free > 0 and alloc[name] < room[name]:
+                alloc[name] += 1
+                free -= 1
+                progressed = True
+        if not progressed:
+            break
+    return {q: n for q, n in alloc.items() if n > 0}
+
+
+class Dispatcher:
+    def __init__(self, config: Config, store: Store, deliverer: Deliverer, finisher: Finisher,
+                 signal: Signal) -> None:
+        self.config = config
+        self.store = store
+        self.deliverer = deliverer
+        self.finisher = finisher
+        self.signal = signal
+        self.in_flight: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task] = set()
+        self.buckets: dict[str, tuple[float, float, TokenBucket]] = {}
+        self.stopping = False
+        self._turn = 0
+        self._only = set(config.worker.queues)
+
+    @property
+    def total_in_flight(self) -> int:
+        return sum(self.in_flight.values())
+
+    async def run(self) -> None:
+        poll_s = self.config.worker.poll_interval_ms / 1000
+        while not self.stopping:
+            sleep_ms = await self.tick()
+            if self.stopping:
+                break
+            timeout = poll_s if sleep_ms is None else min(poll_s, sleep_ms / 1000)
+            await self.signal.wait(timeout)
+
+    def _bucket(self, queue: dict, now: int) -> TokenBucket | None:
+        rps = queue["rate_limit_rps"]
+        if rps is None:
+            self.buckets.pop(queue["name"], None)
+            return None
+        burst = queue["rate_limit_burst"] or max(1.0, rps)
+        known = self.buckets.get(queue["name"])
+        if known is None:
+            bucket = TokenBucket(rps, burst, now)
+            self.buckets[queue["name"]] = (rps, burst, bucket)
+            return bucket
+        if known[:2] != (rps, burst):
+            known[2].reconfigure(rps, burst, now)
+            self.buckets[queue["name"]] = (rps, burst, known[2])
+        return known[2]
+
+    async def tick(self) -> int | None:
+        """One pass: claim what may run now. Returns ms until the next moment worth
+        waking for (None: only a wake or a finished delivery can change anything)."""
+        now = now_ms()
+        defaults = self.config.defaults
+        free = self.config.worker.concurrency - self.total_in_flight
+        queues = [
+            q for q in await self.store.queue_settings()
+            if not q["paused"] and (not self._only or q["name"] in self._only)
+        ]
+        room: dict[str, int] = {}
+        waits: list[int] = []
+        buckets: dict[str, TokenBucket] = {}
+        for q in queues:
+            limit = q["max_concurrency"] or defaults.queue_max_concurrency
+            space = limit - self.in_flight[q["name"]]
+            bucket = self._bucket(q, now)
+            if bucket is not None:
+                buckets[q["name"]] = bucket
+                tokens = bucket.available(now)
+                if tokens <= 0 and space > 0:
+                    waits.append(bucket.ms_until_available(now))
+                space = min(space, tokens)
+            if space > 0:
+                room[q["name"]] = space
+        if free <= 0 or not room:
+            return min(waits) if waits else None
+        names = sorted(room)
+        k = self._turn % len(names)
+        self._turn += 1
+        order = names[k:] + names[:k]
+        claimed: list[dict] = []
+        drained: list[str] = []
+        while free > 0 and room:
+            alloc = deal(free, room, order)
+            if not alloc:
+                break
+            jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS)
+            got = Counter(j["queue_name"] for j in jobs)
+            for name, n in alloc.items():
+                room[name] -= got[name]
+                if got[name] < n:
+                    drained.append(name)  # nothing more due in it right now
+                if got[name] < n or room[name] <= 0:
+                    del room[name]
+                    order.remove(name)
+            free -= len(jobs)
+            claimed.extend(jobs)
+        for job in claimed:
+            bucket = buckets.get(job["queue_name"])
+            if bucket is not None:
+                bucket.take(now)
+            self._start(job)
+        if free <= 0:
+            return None  # a finishing delivery sets the signal
+        waits = [b.ms_until_available(now) for b in buckets.values() if b.available(now) <= 0]
+        if drained:
+            due = await self.store.next_due(drained)
+            waits.extend(max(0, t - now_ms()) for t in due.values())
+        return min(waits) if waits else None
+
+    def _start(self, job: dict) -> None:
+        self.in_flight[job["queue_name"]] += 1
+        task = asyncio.get_running_loop().create_task(self._deliver(job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _deliver(self, job: dict) -> None:
+        outcome: dict[str, Any] | None = None
+        try:
+            outcome = await self.deliverer.deliver(job)
+        except asyncio.CancelledError:
+            outcome = self.deliverer.interrupted(job)
+            raise
+        finally:
+            self.in_flight[job["queue_name"]] -= 1
+            if self.in_flight[job["queue_name"]] <= 0:
+                del self.in_flight[job["queue_name"]]
+            if outcome is not None:
+                self.finisher.add(outcome)
+                if log.isEnabledFor(logging.INFO):
+                    log_event(
+                        log, logging.INFO, "delivery", job=job["id"], queue=job["queue_name"],
+                        attempt=job["attempt"], outcome=outcome["outcome"],
+                        status=outcome["status_code"], duration_ms=outcome["duration_ms"],
+                        error=outcome["error"],
+                    )
+            self.signal.set()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop claiming; wait for deliveries in flight, then interrupt what's left."""
+        self.stopping = True
+        self.signal.set()
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+

@@ -1,0 +1,162 @@
+"""Logging: one line per event on stderr, as JSON or in a pretty form.
+
+mininq code logs through `log_event(logger, level, "delivered", job=..., ...)`;
+the fields travel on the record and the formatter writes them out:
+
+    {"ts":"2026-11-27T10:00:01.234Z","level":"info","logger":"mininq.engine","event":"delivered","job":"..."}
+    10:00:01.234 INFO  delivered job=... queue=default attempt=1 outcome=completed duration_ms=3
+
+Sanic's own loggers are routed through the same handler, and its access log
+is silenced. `sanic_log_config` is the one description of all this; both
+`setup_logging` (our processes) and `Sanic(..., log_config=...)` (Sanic's
+processes, which re-run dictConfig when they build the app) apply it.
+Timestamps are UTC in both formats.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import time
+from typing import Any
+
+import orjson
+
+from mininq.config import LoggingConfig
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+LEVELS: dict[str, int] = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+_LEVEL_NAMES = {
+    TRACE: "trace",
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+
+_FIELDS = "mininq_fields"  # the LogRecord attribute that carries log_event's fields
+_CORE_KEYS = frozenset({"ts", "level", "logger", "event"})
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Sanic colours some messages on a terminal
+
+SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets")
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger for a mininq module; call as get_logger(__name__)."""
+    return logging.getLogger(name)
+
+
+def log_event(logger: logging.Logger, level: int, event: str, /, **fields: Any) -> None:
+    """Log one event with structured fields; costs one check when the level is off."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={_FIELDS: fields})
+
+
+def _level_name(levelno: int) -> str:
+    return _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
+
+
+def _event(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    if "\x1b" in message:
+        message = _ANSI.sub("", message)
+    return message
+
+
+class JsonFormatter(logging.Formatter):
+    """One orjson object per line: ts, level, logger, event, then the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        secs, ms = divmod(int(record.created * 1000), 1000)
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z",
+            "level": _level_name(record.levelno),
+            "logger": record.name,
+            "event": _event(record),
+        }
+        for key, value in getattr(record, _FIELDS, {}).items():
+            # A field never hides a core key: it is kept under another name.
+            out[f"field_{key}" if key in _CORE_KEYS else key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            out["stack"] = record.stack_info
+        return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _pretty_value(value: Any) -> str:
+    if isinstance(value, str):
+        if value and not any(c in value for c in ' ="\n\t'):
+            return value
+        return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class PrettyFormatter(logging.Formatter):
+    """`10:00:01.234 INFO  event key=value ...` for people at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        secs, ms = divmod(int(record.created * 1000), 1000)
+        parts = [
+            time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}",
+            f"{_level_name(record.levelno).upper():<5}",
+            _event(record),
+        ]
+        for key, value in getattr(record, _FIELDS, {}).items():
+            parts.append(f"{key}={_pretty_value(value)}")
+        if not record.name.startswith("mininq"):
+            parts.append(f"logger={record.name}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def sanic_log_config(cfg: LoggingConfig) -> dict[str, Any]:
+    """A logging.config.dictConfig dict: pass it as Sanic(name, log_config=...).
+
+    mininq.* and Sanic's loggers propagate to one stderr handler on the root
+    logger; other libraries reach it at WARNING and above. sanic.access goes
+    to a NullHandler.
+    """
+    level = LEVELS[cfg.level]
+    formatter = JsonFormatter if cfg.format == "json" else PrettyFormatter
+    loggers: dict[str, Any] = {
+        "mininq": {"level": level, "handlers": [], "propagate": True},
+        "sanic.access": {"level": logging.CRITICAL, "handlers": ["null"], "propagate": False},
+    }
+    for name in SANIC_LOGGERS:
+        # Sanic's websocket logger is chatty at info; keep it at warn unless asked for less.
+        sanic_level = max(level, logging.WARNING) if name == "sanic.websockets" else level
+        loggers[name] = {"level": sanic_level, "handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"mininq": {"()": f"{__name__}.{formatter.__name__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "mininq",
+                "stream": "ext://sys.stderr",
+            },
+            "null": {"class": "logging.NullHandler"},
+        },
+        "loggers": loggers,
+        "root": {"level": max(level, logging.WARNING), "handlers": ["stderr"]},
+    }
+
+
+def setup_logging(cfg: LoggingConfig) -> None:
+    """Configure logging for this process (the CLI, the engine process, tests)."""
+    logging.config.dictConfig(sanic_log_config(cfg))
+    logging.captureWarnings(True)

@@ -1,0 +1,102 @@
+"""The storage seam: what the API and the engine ask of a backend.
+
+Rows come back as plain dicts: times are epoch milliseconds, `payload` and
+`headers` are JSON text exactly as stored. Backends raise `NotFound` and
+`Conflict` from `mininq.store.errors`; nothing outside a backend writes SQL.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class Store(ABC):
+    # -- lifecycle --------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None: ...
+    @abstractmethod
+    async def close(self) -> None: ...
+    @abstractmethod
+    async def health_write(self) -> None:
+        """A real write; raises when the database can't be written."""
+
+    # -- jobs ---------------------------------------------------------------
+    @abstractmethod
+    async def create_jobs(self, specs: list[dict]) -> list[tuple[dict, bool]]:
+        """All or none, durable on return; (job, created) per spec, in order.
+        A spec whose idempotency key is taken returns the holder, created=False."""
+    @abstractmethod
+    async def get_job(self, job_id: str) -> dict | None: ...
+    @abstractmethod
+    async def list_jobs(self, *, queue: str | None, status: str | None, schedule_id: str | None,
+                        limit: int, offset: int, after: str | None) -> list[dict]: ...
+    @abstractmethod
+    async def cancel_job(self, job_id: str) -> dict: ...
+    @abstractmethod
+    async def retry_job(self, job_id: str) -> dict: ...
+    @abstractmethod
+    async def list_attempts(self, job_id: str) -> list[dict]: ...
+
+    # -- queues -------------------------------------------------------------
+    @abstractmethod
+    async def list_queues(self) -> list[dict]: ...
+    @abstractmethod
+    async def get_queue(self, name: str) -> dict: ...
+    @abstractmethod
+    async def create_queue(self, name: str, settings: dict) -> dict: ...
+    @abstractmethod
+    async def update_queue(self, name: str, changes: dict) -> dict: ...
+    @abstractmethod
+    async def delete_queue(self, name: str) -> None: ...
+    @abstractmethod
+    async def retry_dead(self, name: str) -> int: ...
+    @abstractmethod
+    async def purge(self, name: str, status: str) -> int: ...
+
+    # -- schedules ----------------------------------------------------------
+    @abstractmethod
+    async def list_schedules(self, limit: int, offset: int, after: str | None) -> list[dict]: ...
+    @abstractmethod
+    async def get_schedule(self, schedule_id: str) -> dict: ...
+    @abstractmethod
+    async def create_schedule(self, spec: dict) -> dict: ...
+    @abstractmethod
+    async def update_schedule(self, schedule_id: str, changes: dict) -> dict: ...
+    @abstractmethod
+    async def delete_schedule(self, schedule_id: str) -> None: ...
+    @abstractmethod
+    async def trigger_schedule(self, schedule_id: str) -> dict: ...
+
+    # -- metrics ------------------------------------------------------------
+    @abstractmethod
+    async def stats(self) -> dict:
+        """{"counts": [{queue_name,status,n}], "counters": [...], "schedules": {total,enabled},
+        "queues": [queue settings], "oldest_pending": {queue: created_at}}"""
+
+    # -- engine -------------------------------------------------------------
+    @abstractmethod
+    async def queue_settings(self) -> list[dict]: ...
+    @abstractmethod
+    async def next_due(self, queues: list[str]) -> dict[str, int]: ...
+    @abstractmethod
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
+        """Lease up to n due jobs per (queue, n), highest priority first."""
+    @abstractmethod
+    async def finish(self, outcomes: list[dict]) -> int:
+        """Record attempt outcomes in one transaction."""
+    @abstractmethod
+    async def reap(self, before: int) -> list[dict]:
+        """Return jobs whose lease ended before `before` to pending (or dead)."""
+    @abstractmethod
+    async def next_lease_expiry(self) -> int | None: ...
+    @abstractmethod
+    async def due_schedules(self, now: int) -> list[dict]: ...
+    @abstractmethod
+    async def next_schedule_at(self) -> int | None: ...
+    @abstractmethod
+    async def fire_schedule(self, schedule_id: str, due_ms: int, next_ms: int) -> dict | None:
+        """Compare-and-swap next_run_at and create the job; None if it lost the race."""
+    @abstractmethod
+    async def delete_finished(self, status: str, older_than: int, batch: int) -> int: ...
+    @abstractmethod
+    async def checkpoint(self) -> None: ...

@@ -1,0 +1,13 @@
+"""Errors every storage backend raises, so the API maps them without knowing SQL."""
+
+
+class StoreError(Exception):
+    """Base of the errors below."""
+
+
+class NotFound(StoreError):
+    """No such job, queue or schedule (HTTP 404)."""
+
+
+class Conflict(StoreError):
+    """The thing exists already, or is in a state that forbids the change (HTTP 409)."""

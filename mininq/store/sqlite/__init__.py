@@ -1,0 +1,142 @@
+"""The SQLite backend: one file in WAL mode, shared by the HTTP and engine processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininq.clock import now_ms
+from mininq.store.base import Store
+from mininq.store.sqlite import dispatch, jobs, queues, schedules, stats
+from mininq.store.sqlite.connection import Database, connect_sync
+from mininq.store.sqlite.schema import SchemaTooNew, migrate
+
+__all__ = ["SqliteStore", "SchemaTooNew", "migrate_file"]
+
+
+def migrate_file(path: str) -> int:
+    """Create or upgrade the schema of the file at `path` (main process, at start)."""
+    conn = connect_sync(path)
+    try:
+        return migrate(conn)
+    finally:
+        conn.close()
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, defaults: Any) -> None:
+        self.db = Database(path)
+        self.defaults = defaults
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def health_write(self) -> None:
+        await self.db.write(stats.health_write)
+
+    async def create_jobs(self, specs: list[dict]) -> list[tuple[dict, bool]]:
+        return await self.db.write(jobs.create_jobs, specs, self.defaults, now_ms())
+
+    async def get_job(self, job_id: str) -> dict | None:
+        return await self.db.read(jobs.get_job, job_id)
+
+    async def list_jobs(self, **filters: Any) -> list[dict]:
+        return await self.db.read(lambda conn: jobs.list_jobs(conn, **filters))
+
+    async def cancel_job(self, job_id: str) -> dict:
+        return await self.db.write(jobs.cancel_job, job_id, now_ms())
+
+    async def retry_job(self, job_id: str) -> dict:
+        return await self.db.write(jobs.retry_job, job_id, now_ms())
+
+    async def list_attempts(self, job_id: str) -> list[dict]:
+        return await self.db.read(jobs.list_attempts, job_id)
+
+    async def list_queues(self) -> list[dict]:
+        return await self.db.read(queues.list_queues)
+
+    async def get_queue(self, name: str) -> dict:
+        return await self.db.read(queues.get_queue, name)
+
+    async def create_queue(self, name: str, settings: dict) -> dict:
+        return await self.db.write(queues.create_queue, name, settings, now_ms())
+
+    async def update_queue(self, name: str, changes: dict) -> dict:
+        return await self.db.write(queues.update_queue, name, changes, now_ms())
+
+    async def delete_queue(self, name: str) -> None:
+        await self.db.write(queues.delete_queue, name)
+
+    async def retry_dead(self, name: str) -> int:
+        return await self.db.write(queues.retry_dead, name, now_ms())
+
+    async def purge(self, name: str, status: str) -> int:
+        return await self.db.write(queues.purge, name, status)
+
+    async def list_schedules(self, limit: int, offset: int, after: str | None) -> list[dict]:
+        return await self.db.read(schedules.list_schedules, limit, offset, after)
+
+    async def get_schedule(self, schedule_id: str) -> dict:
+        return await self.db.read(schedules.get_schedule, schedule_id)
+
+    async def create_schedule(self, spec: dict) -> dict:
+        return await self.db.write(schedules.create_schedule, spec, now_ms())
+
+    async def update_schedule(self, schedule_id: str, changes: dict) -> dict:
+        return await self.db.write(schedules.update_schedule, schedule_id, changes, now_ms())
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self.db.write(schedules.delete_schedule, schedule_id)
+
+    async def trigger_schedule(self, schedule_id: str) -> dict:
+        return await self.db.write(schedules.trigger_schedule, schedule_id, self.defaults, now_ms())
+
+    async def stats(self) -> dict:
+        def read(conn):
+            settings = queues.queue_settings(conn)
+            return {
+                "counts": stats.job_counts(conn),
+                "counters": stats.counters(conn),
+                "schedules": stats.schedule_counts(conn),
+                "queues": settings,
+                "oldest_pending": stats.oldest_pending(conn, [q["name"] for q in settings]),
+            }
+
+        return await self.db.read(read)
+
+    async def queue_settings(self) -> list[dict]:
+        return await self.db.read(queues.queue_settings)
+
+    async def next_due(self, queue_names: list[str]) -> dict[str, int]:
+        return await self.db.read(dispatch.next_due, queue_names)
+
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
+        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms)
+
+    async def finish(self, outcomes: list[dict]) -> int:
+        return await self.db.write(dispatch.finish, outcomes, now_ms())
+
+    async def reap(self, before: int) -> list[dict]:
+        return await self.db.write(dispatch.reap, now_ms(), before)
+
+    async def next_lease_expiry(self) -> int | None:
+        return await self.db.read(dispatch.next_lease_expiry)
+
+    async def due_schedules(self, now: int) -> list[dict]:
+        return await self.db.read(schedules.due_schedules, now)
+
+    async def next_schedule_at(self) -> int | None:
+        return await self.db.read(schedules.next_schedule_at)
+
+    async def fire_schedule(self, schedule_id: str, due_ms: int, next_ms: int) -> dict | None:
+        return await self.db.write(
+            schedules.fire_schedule, schedule_id, due_ms, next_ms, self.defaults, now_ms()
+        )
+
+    async def delete_finished(self, status: str, older_than: int, batch: int) -> int:
+        return await self.db.write(dispatch.delete_finished, status, older_than, batch)
+
+    async def checkpoint(self) -> None:
+        await self.db.read(dispatch.checkpoint)

@@ -1,0 +1,142 @@
+"""Connections to the SQLite file: a group-committing writer and a reader.
+
+Every write is a plain synchronous function `fn(conn, *args)` over a
+`sqlite3.Connection`. Writes that arrive while a transaction is being
+written wait, then all run together inside ONE `BEGIN IMMEDIATE … COMMIT`
+(each in its own savepoint, so one failing write does not undo the others):
+concurrent requests share a commit instead of paying one each, and every
+caller still learns only after COMMIT that its write is durable.
+
+A whole batch runs in aiosqlite's connection thread in one hop
+(`Connection._execute`), instead of one hop per statement; reads get their
+own connection so they never wait behind a commit (WAL lets them run
+concurrently with the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosqlite
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """Per-connection settings (WAL itself persists in the file)."""
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -16000")
+
+
+def connect_sync(path: str) -> sqlite3.Connection:
+    """A configured synchronous connection in autocommit mode (explicit BEGINs)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    configure(conn)
+    return conn
+
+
+def _run_batch(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> list:
+    """Run every op in one IMMEDIATE transaction; returns (ok, value) per op."""
+    conn.execute("BEGIN IMMEDIATE")
+    out: list[tuple[bool, Any]] = []
+    try:
+        if len(ops) == 1:
+            fn, args = ops[0]
+            try:
+                out.append((True, fn(conn, *args)))
+            except Exception as exc:  # the caller gets its own error; nothing to keep
+                conn.execute("ROLLBACK")
+                return [(False, exc)]
+        else:
+            for fn, args in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = fn(conn, *args)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    out.append((False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    out.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+def _run_read(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
+    return fn(conn, *args)
+
+
+class Database:
+    """One SQLite file seen through a writer and a reader connection."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
+        self._flushing = False
+
+    async def open(self) -> None:
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        for conn in (self._writer, self._reader):
+            await conn._execute(configure, conn._conn)
+
+    async def close(self) -> None:
+        while self._flushing or self._pending:
+            await asyncio.sleep(0.005)
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in a shared write transaction; returns after COMMIT."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, args, fut))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await fut
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` on the reader connection (autocommit, WAL snapshot)."""
+        assert self._reader is not None, "database is not open"
+        return await self._reader._execute(_run_read, self._reader._conn, fn, args)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                ops = [(fn, args) for fn, args, _ in batch]
+                try:
+                    assert self._writer is not None, "database is not open"
+                    results = await self._writer._execute(_run_batch, self._writer._conn, ops)
+                except Exception as exc:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, _, fut), (ok, value) in zip(batch, results):
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+        finally:
+            self._flushing = False

@@ -1,0 +1,164 @@
+"""SQL the engine runs: claim due jobs, record outcomes, reap expired leases,
+delete finished jobs past retention."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+_CLAIM = """
+UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = :now,
+    lease_until = :now + timeout_ms + :margin, updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = 'pending' AND queue_name = :queue AND visible_at <= :now
+    ORDER BY priority DESC, visible_at, id
+    LIMIT :n
+)
+RETURNING id, queue_name, priority, visible_at, callback_url, payload, headers, attempt,
+    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
+"""
+
+_FINISH = """
+UPDATE jobs SET status = :status, visible_at = coalesce(:visible_at, visible_at),
+    result = coalesce(:result, result), last_error = :error,
+    completed_at = :completed_at, lease_until = NULL, updated_at = :now
+WHERE id = :id AND status = 'running' AND attempt = :attempt
+"""
+
+_ATTEMPT = """
+INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, outcome, error)
+VALUES (:id, :attempt, :started_at, :duration_ms, :status_code, :outcome, :error)
+"""
+
+_BUMP = """
+INSERT INTO counters (name, queue_name, key, value) VALUES (?, ?, ?, ?)
+ON CONFLICT (name, queue_name, key) DO UPDATE SET value = value + excluded.value
+"""
+
+_REAP = """
+UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
+    visible_at = :now, lease_until = NULL, updated_at = :now, last_error = :error,
+    completed_at = CASE WHEN attempt > max_retries THEN :now ELSE completed_at END
+WHERE status = 'running' AND lease_until < :before
+RETURNING id, queue_name, attempt, started_at, status
+"""
+
+LEASE_LOST = "delivery interrupted: the process delivering it stopped before an answer"
+
+
+def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int) -> list[dict]:
+    """Lease up to n due jobs of each queue; jobs come back in claim order."""
+    claimed: list[dict] = []
+    for queue, n in allocations:
+        if n <= 0:
+            continue
+        rows = [
+            dict(r)
+            for r in conn.execute(_CLAIM, {"now": now, "margin": margin_ms, "queue": queue, "n": n})
+        ]
+        # RETURNING's order is unspecified; restore the claim order.
+        rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
+        claimed.extend(rows)
+    return claimed
+
+
+def next_due(conn: sqlite3.Connection, queues: Iterable[str]) -> dict[str, int]:
+    """Earliest visible_at among pending jobs, per queue that has any."""
+    out = {}
+    for queue in queues:
+        row = conn.execute(
+            "SELECT MIN(visible_at) FROM jobs WHERE status = 'pending' AND queue_name = ?",
+            (queue,),
+        ).fetchone()
+        if row[0] is not None:
+            out[queue] = row[0]
+    return out
+
+
+def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
+    """Record attempts and their jobs' new state; returns how many jobs changed.
+
+    An outcome whose job is no longer running at that attempt (the reaper took
+    it back meanwhile) changes nothing; its attempt row is still kept.
+    """
+    params = []
+    for o in outcomes:
+        status = {"completed": "completed", "retry": "pending", "dead": "dead"}[o["outcome"]]
+        params.append(
+            {
+                "status": status,
+                "visible_at": o.get("visible_at"),
+                "result": o.get("result"),
+                "error": o.get("error"),
+                "completed_at": now if status != "pending" else None,
+                "now": now,
+                "id": o["id"],
+                "attempt": o["attempt"],
+            }
+        )
+    changed = conn.executemany(_FINISH, params).rowcount
+    conn.executemany(_ATTEMPT, outcomes)
+    bumps: dict[tuple[str, str, str], float] = {}
+    for o in outcomes:
+        for key, inc in _delivery_counters(o):
+            bumps[key] = bumps.get(key, 0) + inc
+    conn.executemany(_BUMP, [(*k, v) for k, v in bumps.items()])
+    return changed
+
+
+HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def _delivery_counters(o: dict):
+    q = o["queue_name"]
+    seconds = o["duration_ms"] / 1000
+    yield ("deliveries", q, o["outcome"]), 1
+    yield ("delivery_seconds_sum", q, ""), seconds
+    yield ("delivery_seconds_count", q, ""), 1
+    for le in HISTOGRAM_BUCKETS:
+        if seconds <= le:
+            yield ("delivery_seconds_bucket", q, repr(le)), 1
+
+
+def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
+    """Jobs running with a lease older than `before` go back to pending, or to
+    dead when no retries are left; the lost attempt is recorded and counted."""
+    rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": LEASE_LOST})]
+    conn.executemany(
+        _ATTEMPT,
+        [
+            {
+                "id": r["id"], "attempt": r["attempt"], "started_at": r["started_at"] or now,
+                "duration_ms": max(0, now - (r["started_at"] or now)), "status_code": None,
+                "outcome": "dead" if r["status"] == "dead" else "retry", "error": LEASE_LOST,
+            }
+            for r in rows
+        ],
+    )
+    return rows
+
+
+def next_lease_expiry(conn: sqlite3.Connection) -> int | None:
+    return conn.execute("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'").fetchone()[0]
+
+
+def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, batch: int) -> int:
+    """Delete up to `batch` jobs of a finished status last changed before `older_than`."""
+    ids = [
+        r[0]
+        for r in conn.execute(
+            """SELECT id FROM jobs WHERE status = ? AND updated_at < ?
+               AND status IN ('completed', 'dead', 'cancelled') LIMIT ?""",
+            (status, older_than, batch),
+        )
+    ]
+    if not ids:
+        return 0
+    marks = ", ".join("?" * len(ids))
+    conn.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", ids)
+    return conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,138 @@
+"""SQL for queues: settings, counts, pause/resume, bulk retry and purge."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from mininq.store.errors import Conflict, NotFound
+
+JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
+SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS, "paused")
+COUNT_STATUSES = ("pending", "running", "completed", "dead", "cancelled")
+
+
+def ensure_queue(conn: sqlite3.Connection, name: str, now: int) -> sqlite3.Row:
+    """The queue's row, creating it with the defaults on first use."""
+    row = conn.execute("SELECT * FROM queues WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        row = conn.execute(
+            "INSERT INTO queues (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING *",
+            (name, now, now),
+        ).fetchone()
+    return row
+
+
+def resolve_job_defaults(spec: dict, queue: Any, defaults: Any) -> dict:
+    """A job's own value, else the queue's, else the global default."""
+    out = {}
+    for field in JOB_DEFAULT_FIELDS:
+        value = spec.get(field)
+        if value is None and queue is not None:
+            value = queue[field]
+        if value is None:
+            value = getattr(defaults, field)
+        out[field] = value
+    return out
+
+
+def _counts(conn: sqlite3.Connection, name: str | None = None) -> dict[str, dict[str, int]]:
+    sql = "SELECT queue_name, status, n FROM job_counts"
+    args: tuple = ()
+    if name is not None:
+        sql += " WHERE queue_name = ?"
+        args = (name,)
+    out: dict[str, dict[str, int]] = {}
+    for r in conn.execute(sql, args):
+        out.setdefault(r["queue_name"], {})[r["status"]] = r["n"]
+    return out
+
+
+def _with_counts(row: sqlite3.Row, counts: dict[str, int]) -> dict:
+    queue = dict(row)
+    for status in COUNT_STATUSES:
+        queue[status] = counts.get(status, 0)
+    return queue
+
+
+def get_queue(conn: sqlite3.Connection, name: str) -> dict:
+    row = conn.execute("SELECT * FROM queues WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"queue {name!r} not found")
+    return _with_counts(row, _counts(conn, name).get(name, {}))
+
+
+def list_queues(conn: sqlite3.Connection) -> list[dict]:
+    counts = _counts(conn)
+    return [
+        _with_counts(row, counts.get(row["name"], {}))
+        for row in conn.execute("SELECT * FROM queues ORDER BY name")
+    ]
+
+
+def queue_settings(conn: sqlite3.Connection) -> list[dict]:
+    """Raw settings of every queue, for the engine's claim planning."""
+    return [dict(r) for r in conn.execute("SELECT * FROM queues ORDER BY name")]
+
+
+def create_queue(conn: sqlite3.Connection, name: str, settings: dict, now: int) -> dict:
+    if conn.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
+        raise Conflict(f"queue {name!r} already exists")
+    fields = [f for f in SETTING_FIELDS if f in settings]
+    cols = ", ".join(["name", "created_at", "updated_at", *fields])
+    marks = ", ".join("?" * (3 + len(fields)))
+    conn.execute(
+        f"INSERT INTO queues ({cols}) VALUES ({marks})",
+        (name, now, now, *(settings[f] for f in fields)),
+    )
+    return get_queue(conn, name)
+
+
+def update_queue(conn: sqlite3.Connection, name: str, changes: dict, now: int) -> dict:
+    fields = [f for f in SETTING_FIELDS if f in changes]
+    sets = ", ".join(f"{f} = ?" for f in [*fields, "updated_at"])
+    cur = conn.execute(
+        f"UPDATE queues SET {sets} WHERE name = ?",
+        (*(changes[f] for f in fields), now, name),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"queue {name!r} not found")
+    return get_queue(conn, name)
+
+
+def delete_queue(conn: sqlite3.Connection, name: str) -> None:
+    queue = get_queue(conn, name)
+    if queue["pending"] or queue["running"]:
+        raise Conflict(
+            f"queue {name!r} has {queue['pending']} pending and {queue['running']} running jobs"
+        )
+    conn.execute(
+        "DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE queue_name = ?)",
+        (name,),
+    )
+    conn.execute("DELETE FROM jobs WHERE queue_name = ?", (name,))
+    conn.execute("DELETE FROM job_counts WHERE queue_name = ?", (name,))
+    conn.execute("DELETE FROM queues WHERE name = ?", (name,))
+
+
+def retry_dead(conn: sqlite3.Connection, name: str, now: int) -> int:
+    get_queue(conn, name)
+    cur = conn.execute(
+        """UPDATE jobs SET status = 'pending', attempt = 0, visible_at = ?, lease_until = NULL,
+               started_at = NULL, completed_at = NULL, result = NULL, updated_at = ?
+           WHERE queue_name = ? AND status = 'dead'""",
+        (now, now, name),
+    )
+    return cur.rowcount
+
+
+def purge(conn: sqlite3.Connection, name: str, status: str) -> int:
+    get_queue(conn, name)
+    conn.execute(
+        """DELETE FROM attempts WHERE job_id IN
+           (SELECT id FROM jobs WHERE queue_name = ? AND status = ?)""",
+        (name, status),
+    )
+    return conn.execute(
+        "DELETE FROM jobs WHERE queue_name = ? AND status = ?", (name, status)
+    ).rowcount

@@ -1,0 +1,165 @@
+"""The SQLite schema as an ordered list of migrations, applied on start.
+
+`PRAGMA user_version` holds the number of migrations applied. A database
+written by a newer mininq (user_version beyond this list) is refused.
+Times are integer epoch milliseconds so that "due", "expired" and "older
+than" questions are index range scans.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "initial schema",
+        [
+            """CREATE TABLE queues (
+                name TEXT PRIMARY KEY,
+                max_concurrency INTEGER,
+                rate_limit_rps REAL,
+                rate_limit_burst REAL,
+                max_retries INTEGER,
+                retry_backoff TEXT,
+                base_delay_ms INTEGER,
+                max_delay_ms INTEGER,
+                timeout_ms INTEGER,
+                paused INTEGER NOT NULL DEFAULT 0,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            )""",
+            """CREATE TABLE jobs (
+                id TEXT PRIMARY KEY,
+                queue_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                priority INTEGER NOT NULL DEFAULT 0,
+                callback_url TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                headers TEXT,
+                max_retries INTEGER NOT NULL,
+                retry_backoff TEXT NOT NULL,
+                base_delay_ms INTEGER NOT NULL,
+                max_delay_ms INTEGER NOT NULL,
+                timeout_ms INTEGER NOT NULL,
+                idempotency_key TEXT UNIQUE,
+                attempt INTEGER NOT NULL DEFAULT 0,
+                visible_at INTEGER NOT NULL,
+                lease_until INTEGER,
+                started_at INTEGER,
+                completed_at INTEGER,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                result TEXT,
+                last_error TEXT,
+                schedule_id TEXT
+            )""",
+            # Claim order within a queue: priority, then visible time, then creation.
+            """CREATE INDEX jobs_claim ON jobs (queue_name, priority DESC, visible_at, id)
+               WHERE status = 'pending'""",
+            # Earliest due moment per queue: what the engine sleeps until.
+            "CREATE INDEX jobs_due ON jobs (queue_name, visible_at) WHERE status = 'pending'",
+            "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE status = 'running'",
+            "CREATE INDEX jobs_status ON jobs (status, id)",
+            "CREATE INDEX jobs_queue_status ON jobs (queue_name, status, id)",
+            "CREATE INDEX jobs_schedule ON jobs (schedule_id, id) WHERE schedule_id IS NOT NULL",
+            """CREATE INDEX jobs_finished ON jobs (updated_at)
+               WHERE status IN ('completed', 'dead', 'cancelled')""",
+            """CREATE TABLE attempts (
+                id INTEGER PRIMARY KEY,
+                job_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                started_at INTEGER NOT NULL,
+                duration_ms INTEGER NOT NULL,
+                status_code INTEGER,
+                outcome TEXT NOT NULL,
+                error TEXT
+            )""",
+            "CREATE INDEX attempts_job ON attempts (job_id, id)",
+            """CREATE TABLE schedules (
+                id TEXT PRIMARY KEY,
+                cron_expression TEXT NOT NULL,
+                timezone TEXT NOT NULL,
+                callback_url TEXT NOT NULL,
+                queue_name TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                headers TEXT,
+                max_retries INTEGER,
+                timeout_ms INTEGER,
+                enabled INTEGER NOT NULL,
+                last_run_at INTEGER,
+                next_run_at INTEGER,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            )""",
+            "CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled = 1",
+            # Monotonic counters for Prometheus: created jobs, delivery outcomes,
+            # delivery-duration histogram buckets (key 'le:<seconds>'), schedule fires.
+            """CREATE TABLE counters (
+                name TEXT NOT NULL,
+                queue_name TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value REAL NOT NULL,
+                PRIMARY KEY (name, queue_name, key)
+            ) WITHOUT ROWID""",
+            # Counts per queue and status, kept by triggers so that /metrics,
+            # /queues and the dashboard never count a million rows.
+            """CREATE TABLE job_counts (
+                queue_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                n INTEGER NOT NULL,
+                PRIMARY KEY (queue_name, status)
+            ) WITHOUT ROWID""",
+            """CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+                INSERT INTO job_counts (queue_name, status, n) VALUES (NEW.queue_name, NEW.status, 1)
+                ON CONFLICT (queue_name, status) DO UPDATE SET n = n + 1;
+                INSERT INTO counters (name, queue_name, key, value)
+                VALUES ('jobs_created', NEW.queue_name, '', 1)
+                ON CONFLICT (name, queue_name, key) DO UPDATE SET value = value + 1;
+            END""",
+            """CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+                UPDATE job_counts SET n = n - 1
+                WHERE queue_name = OLD.queue_name AND status = OLD.status;
+            END""",
+            """CREATE TRIGGER jobs_count_update AFTER UPDATE OF status ON jobs
+               WHEN OLD.status <> NEW.status BEGIN
+                UPDATE job_counts SET n = n - 1
+                WHERE queue_name = OLD.queue_name AND status = OLD.status;
+                INSERT INTO job_counts (queue_name, status, n) VALUES (NEW.queue_name, NEW.status, 1)
+                ON CONFLICT (queue_name, status) DO UPDATE SET n = n + 1;
+            END""",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer mininq."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the version now in the file.
+
+    Runs in the main process before any child starts, so no other
+    connection races it. WAL mode persists in the file, so it is set here once.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the database was written by a newer mininq (schema version {version}; "
+            f"this mininq knows up to {SCHEMA_VERSION}): upgrade mininq or use another db_path"
+        )
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    for number, (_name, statements) in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

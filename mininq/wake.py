@@ -1,0 +1,106 @@
+"""Waking the engine from the HTTP process: one datagram on a Unix socket.
+
+The engine binds an abstract-namespace datagram socket (Linux: no file on
+disk, gone when the process dies); the HTTP process sends one byte after a
+commit that makes work due. Several wakes in one event-loop turn coalesce into
+one datagram. A lost datagram only costs latency: the engine still polls every
+`poll_interval_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+
+JOBS = b"j"
+SCHEDULES = b"s"
+
+
+def new_address() -> str:
+    """A fresh abstract socket name for one mininq server."""
+    return f"\0mininq-wake-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+class WakeSender:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._scheduled: set[bytes] = set()
+
+    def wake(self, kind: bytes = JOBS) -> None:
+        """Ask the engine to look at `kind` (JOBS or SCHEDULES) now; coalesced per loop turn."""
+        if kind in self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._send(kind)
+            return
+        self._scheduled.add(kind)
+        loop.call_soon(self._send, kind)
+
+    def _send(self, kind: bytes) -> None:
+        self._scheduled.discard(kind)
+        try:
+            self._sock.sendto(kind, self.address)
+        except OSError:  # engine not up yet, or its buffer is full: it will poll
+            pass
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Signal:
+    """An asyncio event a loop sleeps on: `wait` returns when set or after a timeout."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Sleep until set or `timeout_s` passes; True when set. Clears it."""
+        if not self._event.is_set() and timeout_s > 0:
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        woken = self._event.is_set()
+        self._event.clear()
+        return woken
+
+
+class WakeReceiver:
+    """Receives wake datagrams and sets every Signal registered with it."""
+
+    def __init__(self, address: str) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(address)
+        self._sock.setblocking(False)
+        self._signals: dict[bytes, list[Signal]] = {}
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._on_readable)
+
+    def signal(self, kind: bytes) -> Signal:
+        """A new Signal set on every wake of `kind`."""
+        sig = Signal()
+        self._signals.setdefault(kind, []).append(sig)
+        return sig
+
+    def _on_readable(self) -> None:
+        kinds = set()
+        try:
+            while True:
+                kinds.update(self._sock.recv(64))
+        except (BlockingIOError, InterruptedError):
+            pass
+        for kind in kinds:
+            for sig in self._signals.get(bytes([kind]), ()):
+                sig.set()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
