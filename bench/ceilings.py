@@ -198,14 +198,17 @@ JOB_TABLE = """CREATE TABLE jobs (
     headers TEXT, max_retries INTEGER NOT NULL, retry_backoff TEXT NOT NULL,
     base_delay_ms INTEGER NOT NULL, max_delay_ms INTEGER NOT NULL,
     timeout_ms INTEGER NOT NULL, idempotency_key TEXT, attempt INTEGER NOT NULL,
-    visible_at INTEGER NOT NULL, started_at INTEGER, completed_at INTEGER,
+    visible_at INTEGER NOT NULL, lease_until INTEGER, started_at INTEGER, completed_at INTEGER,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, result TEXT,
     last_error TEXT, schedule_id TEXT
 )"""
+# A job row as mininq stores it, with the primary key and one claim index: the
+# least a job store must maintain per insert (mininq itself keeps more indexes).
 JOB_INDEX = (
-    "CREATE INDEX jobs_claim ON jobs (queue_name, status, priority DESC, visible_at)"
+    "CREATE INDEX jobs_claim ON jobs (queue_name, priority DESC, visible_at, id)"
+    " WHERE status = 'pending'"
 )
-INSERT = "INSERT INTO jobs VALUES (" + ",".join("?" * 22) + ")"
+INSERT = "INSERT INTO jobs VALUES (" + ",".join("?" * 23) + ")"
 
 
 def _job_row(n: int) -> tuple:
@@ -214,7 +217,7 @@ def _job_row(n: int) -> tuple:
     job_id = f"{now:012x}-7000-8000-{n:012x}"
     return (job_id, "bench", "pending", 0, "http://127.0.0.1:9/hook",
             json.dumps(PAYLOAD), None, 3, "exponential", 1000, 300000, 30000, None, 0,
-            now, None, None, now, now, None, None, None)
+            now, None, None, None, now, now, None, None, None)
 
 
 def _sqlite_run(spec: dict) -> dict:
