@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 STRATEGIES = ("exponential", "linear", "fixed")
@@ -18,7 +18,7 @@ JITTER = 0.3
 # builds huge integers before the cap at max_delay_ms throws them away.
 _MAX_EXPONENT = 40
 _SECONDS_RE = re.compile(r"\d+", re.ASCII)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def retry_delay_ms(
@@ -38,14 +38,15 @@ def retry_delay_ms(
         raise ValueError(f"attempt must be >= 1, got {attempt}")
     base = max(0, base_delay_ms)
     if strategy == "exponential":
-        raw = base * 2 ** min(attempt - 1, _MAX_EXPONENT)
+        raw = base * (1 << min(attempt - 1, _MAX_EXPONENT))
     elif strategy == "linear":
         raw = base * attempt
     elif strategy == "fixed":
         raw = base
     else:
         raise ValueError(f"unknown retry_backoff {strategy!r}, expected one of {STRATEGIES}")
-    factor = (rng or random).uniform(1 - JITTER, 1 + JITTER)
+    uniform = rng.uniform if rng is not None else random.uniform
+    factor = uniform(1 - JITTER, 1 + JITTER)
     return max(0, min(round(raw * factor), max_delay_ms))
 
 
@@ -69,6 +70,6 @@ def retry_after_ms(header_value: str | None, now_ms: int) -> int | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # "-0000" in an HTTP date means UTC too
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     when_ms = (when - _EPOCH) // timedelta(milliseconds=1)
     return max(0, when_ms - now_ms)

@@ -49,8 +49,9 @@ def _one_line(text: str, limit: int) -> str:
 
 def describe_http_error(status_code: int, body: bytes) -> str:
     """`HTTP 503: <start of body>`, or `HTTP 503` when the body is empty."""
-    preview = _one_line(body[: _BODY_PREVIEW_CHARS * 4].decode("utf-8", "replace"),
-                        _BODY_PREVIEW_CHARS)
+    preview = _one_line(
+        body[: _BODY_PREVIEW_CHARS * 4].decode("utf-8", "replace"), _BODY_PREVIEW_CHARS
+    )
     return f"HTTP {status_code}: {preview}" if preview else f"HTTP {status_code}"
 
 
@@ -98,8 +99,10 @@ def describe_exception(exc: BaseException, timeout_ms: int) -> str:
         words = _os_error_words(exc.os_error)
         if words:
             return words
-        return _one_line(f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
-                         _MESSAGE_MAX_CHARS)
+        return _one_line(
+            f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
+            _MESSAGE_MAX_CHARS,
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection without a response"
     if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):

@@ -28,13 +28,13 @@ are strictly increasing.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # (name used in messages, lowest value, highest value), seconds-first order.
 _FIELDS = (
@@ -47,9 +47,14 @@ _FIELDS = (
 )
 _DOM, _MONTH, _DOW = 3, 4, 5
 _NAMES = {
-    _MONTH: {m: i for i, m in enumerate(
-        "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)},
-    _DOW: {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+    _MONTH: {
+        m: i
+        for i, m in enumerate(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+            start=1,
+        )
+    },
+    _DOW: {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
 }
 _ALIASES = {
     "@yearly": "0 0 0 1 1 *",
@@ -79,9 +84,10 @@ def _value(token: str, index: int) -> int | None:
     if token.isdigit():
         value = int(token)
     else:
-        value = _NAMES.get(index, {}).get(token.lower())
-        if value is None:
+        named = _NAMES.get(index, {}).get(token.lower())
+        if named is None:
             return None
+        value = named
     return value if low <= value <= high else None
 
 
@@ -181,8 +187,11 @@ def next_fire_ms(expression: str, tz: str, after_ms: int) -> int:
     # croniter walks the local wall clock; the loop is a guard so that no DST
     # corner can ever hand back a time at or before `after_ms`.
     for _ in range(10):
-        start = (datetime.fromtimestamp(start_ms // 1000, timezone.utc)
-                 .replace(microsecond=start_ms % 1000 * 1000).astimezone(zone))
+        start = (
+            datetime.fromtimestamp(start_ms // 1000, UTC)
+            .replace(microsecond=start_ms % 1000 * 1000)
+            .astimezone(zone)
+        )
         try:
             fire = croniter(normalized, start, second_at_beginning=True).get_next(datetime)
         except CroniterBadDateError:
