@@ -319,17 +319,18 @@ print(json.dumps({"argv": sys.argv[1:], "extra": extra, "cwd": os.getcwd(), "env
 if "exit-early" in mode:
     sys.exit(3)
 
+LIFETIME = 120  # children end by themselves even if the harness failed to kill them
 SLEEPER = "import signal, time\n" + (
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if "orphan" in mode else ""
-) + "time.sleep(600)\n"
+) + f"time.sleep({LIFETIME})\n"
 children = []
 if "child" in mode or "orphan" in mode:
     children.append(subprocess.Popen([sys.executable, "-c", SLEEPER]))
 if "escapee" in mode:
     # A grandchild that leaves the session: only the process tree still links it.
     children.append(subprocess.Popen(
-        [sys.executable, "-c", "import os, subprocess, sys; subprocess.Popen([sys.executable, '-c', "
-         "'import time; time.sleep(600)'], start_new_session=True).wait()"]))
+        [sys.executable, "-c", f"import os, subprocess, sys; subprocess.Popen([sys.executable, '-c', "
+         f"'import time; time.sleep({LIFETIME})'], start_new_session=True).wait()"]))
 
 def on_signal(signum, frame):
     if "ignore-term" in mode and signum == signal.SIGTERM:

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -50,10 +51,10 @@ DEFAULT_REPLY = Reply(200, b'{"ok":true}', {"Content-Type": "application/json"})
 class Hit:
     """One request as the receiver saw it.
 
-    `received_at` is wall-clock (time.time()) at arrival; `started` and
-    `finished` are time.monotonic() around the handling. A hit is recorded as
-    soon as its body is read, so `finished` is None while the reply is still
-    pending (e.g. during a programmed delay).
+    `received_at` is wall-clock (time.time()) at arrival; `started` (arrival)
+    and `finished` (the moment the answer is sent) are time.monotonic(). A hit
+    is recorded as soon as its body is read, so `finished` is None while the
+    reply is still pending (e.g. during a programmed delay).
     """
 
     path: str
@@ -111,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         hit = Hit(path, self.command, headers, body, parsed, received_at, started, query=query)
         reply, state = receiver._begin(hit)
         try:
-            self._reply(reply, receiver)
+            self._reply(reply, receiver, lambda: receiver._end(hit, state))
         finally:
             receiver._end(hit, state)
 
@@ -129,10 +130,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _reply(self, reply: Reply, receiver: Receiver) -> None:
+    def _reply(self, reply: Reply, receiver: Receiver, finish: Callable[[], None]) -> None:
+        """Answer as `reply` says; `finish()` runs just before the answer leaves.
+
+        Marking the hit finished before the first byte is sent means a client
+        that has its answer always sees `finished` set and in_flight lowered.
+        """
         if reply.delay_s > 0 and receiver._closing.wait(reply.delay_s):
             self.close_connection = True
             return
+        finish()
         if reply.drop:
             self.close_connection = True
             try:
@@ -281,5 +288,6 @@ class Receiver:
     def _end(self, hit: Hit, state: _PathState) -> None:
         # `state` is the one the hit began in, even if clear() replaced it since.
         with self._lock:
-            hit.finished = time.monotonic()
-            state.in_flight -= 1
+            if hit.finished is None:
+                hit.finished = time.monotonic()
+                state.in_flight -= 1
