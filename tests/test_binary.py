@@ -64,17 +64,21 @@ def bare_env(workdir: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def fresh_workdir(parent: Path) -> Path:
     """An empty directory holding only a copy of the executable."""
     assert BINARY is not None
-    where = tmp_path / "run"
+    where = parent / "run"
     where.mkdir()
     shutil.copy2(BINARY, where / "mininq")
     env = bare_env(where)
     for program in ("python3", "python", "python3.11", "sh"):
         assert shutil.which(program, path=env["PATH"]) is None, f"{program} is reachable"
     return where
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return fresh_workdir(tmp_path)
 
 
 def run(workdir: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -121,77 +125,86 @@ def test_check_config(workdir: Path) -> None:
     assert "server.bogus" in done.stderr, done.stderr
 
 
-@pytest.fixture
-def bare_server(workdir: Path) -> Iterator[BareBinary]:
-    srv = BareBinary(workdir)
+# -- one server for the rest of the module; the last test stops it ------------
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareBinary]:
+    srv = BareBinary(fresh_workdir(tmp_path_factory.mktemp("frozen")))
     srv.start(timeout=30)
     yield srv
     if srv.running:
         srv.kill9()
 
 
-def test_serve_deliver_backup_stop(
-    bare_server: BareBinary, workdir: Path, receiver: Receiver, tmp_path: Path
-) -> None:
-    server = bare_server
-    api = server.client()
+def test_serve_creates_database_in_working_directory(frozen: BareBinary) -> None:
+    assert (frozen.workdir / "mininq.db").is_file()
+    with frozen.client() as api:
+        assert api.get("/health").expect(200) == {"status": "ok", "version": mininq.__version__}
 
-    # Started in an empty directory: the default database file appears there.
-    assert (workdir / "mininq.db").is_file()
-    health = api.get("/health").expect(200)
-    assert health == {"status": "ok", "version": mininq.__version__}
 
-    # Every process is this executable: the spawned HTTP worker and engine
-    # re-execute it rather than reaching for a Python interpreter.
-    pids = server.pids()
+def test_every_process_is_the_executable(frozen: BareBinary) -> None:
+    """The HTTP worker and the engine are spawned by re-executing the binary,
+    not by reaching for a Python interpreter."""
+    pids = frozen.pids()
     assert len(pids) >= 3, f"expected main, HTTP worker and engine, got {pids}"
     exes = {pid: os.readlink(f"/proc/{pid}/exe") for pid in pids}
-    assert set(exes.values()) == {str(workdir / "mininq")}, exes
+    assert set(exes.values()) == {str(frozen.workdir / "mininq")}, exes
 
-    # A job is delivered to a real receiver.
+
+def test_job_is_delivered(frozen: BareBinary, receiver: Receiver) -> None:
     path = receiver.new_path()
-    job = api.post(
-        "/jobs", json={"callback_url": receiver.url(path), "payload": {"frozen": True}}
-    ).expect(201)
-    [hit] = receiver.wait_for(path, 1, timeout=15)
-    assert hit.json == {"frozen": True}
-    assert hit.headers["x-mininq-job-id"] == job["id"]
-    assert hit.headers["user-agent"] == f"mininq/{mininq.__version__}"
-    done = api.wait_job(job["id"], "completed")
-    assert done["attempt"] == 1
+    with frozen.client() as api:
+        job = api.post(
+            "/jobs", json={"callback_url": receiver.url(path), "payload": {"frozen": True}}
+        ).expect(201)
+        [hit] = receiver.wait_for(path, 1, timeout=15)
+        assert hit.json == {"frozen": True}
+        assert hit.headers["x-mininq-job-id"] == job["id"]
+        assert hit.headers["user-agent"] == f"mininq/{mininq.__version__}"
+        assert api.wait_job(job["id"], "completed")["attempt"] == 1
 
-    # Time zones come from the bundled tzdata (PYTHONTZPATH is empty).
-    schedule = api.post(
-        "/schedules",
-        json={
-            "cron_expression": "0 0 3 * * *",
-            "timezone": "Europe/Prague",
-            "callback_url": receiver.url(receiver.new_path()),
-        },
-    ).expect(201)
-    assert schedule["next_run_at"].endswith("Z"), schedule
 
-    # The dashboard and its vendored static assets are served from inside.
-    dashboard = api.get("/dashboard")
-    assert dashboard.status == 200, dashboard
-    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', dashboard.text):
-        assert api.get(asset).status == 200, f"{asset} missing from the executable"
+def test_time_zones_come_from_bundled_tzdata(frozen: BareBinary, receiver: Receiver) -> None:
+    """PYTHONTZPATH is empty: only the tzdata inside the executable knows Prague."""
+    with frozen.client() as api:
+        schedule = api.post(
+            "/schedules",
+            json={
+                "cron_expression": "0 0 3 * * *",
+                "timezone": "Europe/Prague",
+                "callback_url": receiver.url(receiver.new_path()),
+            },
+        ).expect(201)
+    # 03:00 in Prague is 01:00 or 02:00 UTC, depending on daylight saving time.
+    assert schedule["next_run_at"][11:19] in ("01:00:00", "02:00:00"), schedule
 
-    # Online backup of the live database.
+
+def test_dashboard_and_static_assets_are_inside(frozen: BareBinary) -> None:
+    with frozen.client() as api:
+        dashboard = api.get("/dashboard")
+        assert dashboard.status == 200, dashboard
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', dashboard.text)
+        assert assets, f"no /static/ asset linked from the dashboard:\n{dashboard.text[:2000]}"
+        for asset in assets:
+            assert api.get(asset).status == 200, f"{asset} missing from the executable"
+
+
+def test_backup_of_the_live_database(frozen: BareBinary, tmp_path: Path) -> None:
+    with frozen.client() as api:
+        job = api.post("/jobs", json={"callback_url": "http://127.0.0.1:9/", "delay_ms": 3_600_000})
+        job_id = job.expect(201)["id"]
     dest = tmp_path / "backup.db"
-    backed_up = run(workdir, "backup", str(dest))
-    assert backed_up.returncode == 0, backed_up.stderr
+    done = run(frozen.workdir, "backup", str(dest))
+    assert done.returncode == 0, done.stderr
     with sqlite3.connect(dest) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         ids = [row[0] for row in copy.execute("SELECT id FROM jobs")]
-    assert job["id"] in ids, ids
-
-    api.close()
-    code = server.stop(signal.SIGTERM, timeout=40)
-    assert code == 0, server.log_tail()
-    assert leftover_extractions(workdir) == [], "the one-file extraction folder was left behind"
-    assert_no_tracebacks(server.log_text())
+    assert job_id in ids, ids
 
 
-def assert_no_tracebacks(log: str) -> None:
-    assert "Traceback" not in log, f"a traceback in the server log:\n{log[-4000:]}"
+def test_sigterm_exits_0_and_leaves_nothing(frozen: BareBinary) -> None:
+    code = frozen.stop(signal.SIGTERM, timeout=40)  # also fails on leftover processes
+    assert code == 0, frozen.log_tail()
+    assert leftover_extractions(frozen.workdir) == [], "the one-file extraction was left behind"
+    assert "Traceback" not in frozen.log_text(), frozen.log_text()[-4000:]
