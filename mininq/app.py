@@ -69,6 +69,10 @@ def create_app(config: Config, wake_address: str) -> Sanic:
     async def watch_engine(app: Sanic):
         app.add_task(_watch_engine(app), name="watch-engine")
 
+    @app.before_server_stop
+    async def stop_watching(app: Sanic):
+        await app.cancel_task("watch-engine", raise_exception=False)
+
     @app.after_server_stop
     async def close_resources(app: Sanic):
         app.ctx.waker.close()

@@ -32,6 +32,19 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+async def _read_up_to(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to `limit` bytes of a body (`read(n)` alone returns just what has arrived)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class Deliverer:
     def __init__(self, concurrency: int, signing_secret: str, max_result_bytes: int) -> None:
         self.signing_secret = signing_secret
@@ -89,7 +102,7 @@ class Deliverer:
             ) as resp:
                 status = resp.status
                 limit = self.max_result_bytes if 200 <= status < 300 else ERROR_BODY_BYTES
-                response_body = await resp.content.read(limit + 1)
+                response_body = await _read_up_to(resp.content, limit + 1)
                 retry_after = resp.headers.get("Retry-After")
         except asyncio.CancelledError:
             raise

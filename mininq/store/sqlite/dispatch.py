@@ -10,7 +10,7 @@ _CLAIM = """
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = :now,
     lease_until = :now + timeout_ms + :margin, updated_at = :now
 WHERE id IN (
-    SELECT id FROM jobs
+    SELECT id FROM jobs INDEXED BY jobs_claim
     WHERE status = 'pending' AND queue_name = :queue AND visible_at <= :now
     ORDER BY priority DESC, visible_at, id
     LIMIT :n
@@ -48,7 +48,11 @@ LEASE_LOST = "delivery interrupted: the process delivering it stopped before an 
 
 
 def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int) -> list[dict]:
-    """Lease up to n due jobs of each queue; jobs come back in claim order."""
+    """Lease up to n due jobs of each queue; jobs come back in claim order.
+
+    The claim index is named: left to itself the planner prefers jobs_due
+    (queue, visible_at) and sorts every due job to find the first n.
+    """
     claimed: list[dict] = []
     for queue, n in allocations:
         if n <= 0:
