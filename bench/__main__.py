@@ -7,9 +7,11 @@ runs every workload small (seconds) and writes only where ``--out`` says.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,14 +40,22 @@ class Settings:
     ceiling_s: float
     ceiling_requests: int
     list_requests: int
+    profile_dir: str | None = None
 
 
 def make_settings(args: argparse.Namespace) -> Settings:
     if args.smoke:
         return Settings(True, args.jobs or 300, args.scale_jobs or 2000,
-                        [(50, 1), (200, 1)], 100, 1.0, 1.0, 1.0, 1000, 20)
+                        [(50, 1), (200, 1)], 100, 1.0, 1.0, 1.0, 1000, 20, args.profile)
     return Settings(False, args.jobs or 20_000, args.scale_jobs or 1_000_000,
-                    [(50, 10), (500, 10)], 1000, 10.0, 10.0, 5.0, 20_000, 200)
+                    [(50, 10), (500, 10)], 1000, 10.0, 10.0, 5.0, 20_000, 200, args.profile)
+
+
+def profiled(server: mininq_runs.MininqServer, s: Settings, label: str):  # type: ignore[no-untyped-def]
+    """py-spy on every mininq process for the block when --profile is given."""
+    if s.profile_dir is None:
+        return contextlib.nullcontext()
+    return mininq_runs.Profiler(server, s.profile_dir, label)
 
 
 def log(msg: str) -> None:
@@ -74,7 +84,23 @@ class Run:
             log(f"{name} FAILED: {self.errors[name]}\n{traceback.format_exc()}")
             return None
         log(f"{name} done in {time.monotonic() - t0:.1f} s: {self.results[name]}")
+        problems = _problems(self.results[name])
+        if problems:
+            self.errors[name] = "; ".join(problems)
+            tail = self.results[name].pop("log_tail", None)
+            if tail:
+                self.errors[name] += f"\n--- end of mininq's log ---\n{tail}"
         return self.results[name]
+
+
+def _problems(result: object) -> list[str]:
+    """Every "problem" a workload reported, however deep in its result."""
+    if isinstance(result, dict):
+        found = [result["problem"]] if result.get("problem") else []
+        return found + [p for v in result.values() for p in _problems(v)]
+    if isinstance(result, list):
+        return [p for v in result for p in _problems(v)]
+    return []
 
 
 def run_ceilings(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> None:
@@ -95,16 +121,30 @@ def run_huey(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> Non
     run.step("huey.w2", lambda: {"phases": huey_peer.run_w2(rcv, tmp, s.w2_phases)})
 
 
+LOG_DIR: Path | None = None  # where full runs keep each server's log
+
+
 def with_server(tmp: str, name: str, fn: Callable[[mininq_runs.MininqServer], dict]) -> dict:
-    """Run fn against a fresh mininq in its own directory; stop it after."""
+    """Run fn against a fresh mininq in its own directory; stop it after.
+
+    A failure carries the end of the server's log; full runs keep every log.
+    """
     server = mininq_runs.start_server(os.path.join(tmp, name))
     try:
         out = fn(server)
         out["server"] = ("dist/mininq serve" if server.command[0].endswith("dist/mininq")
                          else "python -m mininq serve")
+        if _problems(out):
+            out["log_tail"] = Path(server.log_path).read_text(errors="replace")[-3000:]
         return out
+    except Exception as exc:
+        tail = Path(server.log_path).read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{exc}\n--- end of mininq's log ---\n{tail}") from exc
     finally:
         server.stop()
+        if LOG_DIR is not None:
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(server.log_path, LOG_DIR / f"{name}.log")
 
 
 def run_mininq(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> None:
@@ -112,17 +152,23 @@ def run_mininq(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> N
         def w1(server: mininq_runs.MininqServer) -> dict:
             time.sleep(min(2.0, s.idle_s))  # let start-up work settle before measuring idle
             idle = mininq_runs.idle_resources(server, s.idle_s)
-            out = mininq_runs.throughput(server, rcv, "w1", s.jobs)
+            with profiled(server, s, "w1"):
+                out = mininq_runs.throughput(server, rcv, "w1", s.jobs)
             out["idle"] = idle
             out["rss_after_bytes"] = server.rss_bytes()
+            out["pss_after_bytes"] = server.pss_bytes()
             return out
         run.step("mininq.w1", lambda: with_server(tmp, "w1", w1))
     if run.wants("W1b"):
-        run.step("mininq.w1b", lambda: with_server(
-            tmp, "w1b", lambda srv: mininq_runs.throughput(srv, rcv, "w1b", s.jobs, batch=100)))
+        def w1b(server: mininq_runs.MininqServer) -> dict:
+            with profiled(server, s, "w1b"):
+                return mininq_runs.throughput(server, rcv, "w1b", s.jobs, batch=100)
+        run.step("mininq.w1b", lambda: with_server(tmp, "w1b", w1b))
     if run.wants("W2"):
-        run.step("mininq.w2", lambda: with_server(
-            tmp, "w2", lambda srv: {"phases": mininq_runs.latency(srv, rcv, s.w2_phases)}))
+        def w2(server: mininq_runs.MininqServer) -> dict:
+            with profiled(server, s, "w2"):
+                return {"phases": mininq_runs.latency(server, rcv, s.w2_phases)}
+        run.step("mininq.w2", lambda: with_server(tmp, "w2", w2))
     if run.wants("delayed"):
         run.step("mininq.delayed", lambda: with_server(
             tmp, "delayed",
@@ -225,9 +271,13 @@ def build_rows(res: dict[str, dict], s: Settings, errors: dict[str, str]) -> lis
             check=lambda r: r.value <= 1.0),
         Row("resources", "RSS idle, all processes", get("mininq.w1", "idle", "rss_bytes"),
             "MB", target="≤ 150 MB", check=lambda r: r.value <= 150e6),
+        Row("resources", "PSS idle, all processes (shared pages split)",
+            get("mininq.w1", "idle", "pss_bytes"), "MB"),
         Row("resources", "RSS right after W1, all processes",
             get("mininq.w1", "rss_after_bytes"), "MB", target="≤ 300 MB",
             check=lambda r: r.value <= 300e6),
+        Row("resources", "PSS right after W1, all processes",
+            get("mininq.w1", "pss_after_bytes"), "MB"),
     ]
     keys = {"ceiling": None, "huey": None, "W1": "mininq.w1", "W1b": "mininq.w1b",
             "W2": "mininq.w2", "delayed": "mininq.delayed", "scale": "mininq.scale",
@@ -323,6 +373,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=0, help="W1/W1b/huey jobs (20000)")
     parser.add_argument("--scale-jobs", type=int, default=0,
                         help="pending jobs for the scale workload (1000000)")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="record py-spy flame graphs of mininq's processes during W1, "
+                             "W1b and W2 into DIR")
+    parser.add_argument("--from-source", action="store_true",
+                        help="run `python -m mininq` even when dist/mininq exists")
     parser.add_argument("--out", default=None,
                         help="Markdown report path (default: docs/benchmarks.md on a "
                              "full run of every workload)")
@@ -337,6 +392,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown workloads {sorted(unknown)}; choose from {WORKLOADS}")
     s = make_settings(args)
     run = Run(only)
+    global LOG_DIR
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if not s.smoke:
+        LOG_DIR = Path(REPO_ROOT, "bench", "results", f"{stamp}-logs")
+    mininq_runs.FROM_SOURCE = args.from_source
+    stale = mininq_runs.stale_build_warning()
+    if stale:
+        log(f"WARNING: {stale}")
     info = machine()
     if info["mininq"] == "not installed":
         try:
@@ -371,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if not s.smoke:
         results_dir = Path(REPO_ROOT, "bench", "results")
         results_dir.mkdir(exist_ok=True)
-        raw = results_dir / time.strftime("%Y%m%d-%H%M%S.json")
+        raw = results_dir / f"{stamp}.json"
         raw.write_text(json.dumps({"machine": info, "settings": asdict(s),
                                    "results": run.results, "errors": run.errors}, indent=1))
         log(f"raw figures in {raw}")

@@ -138,10 +138,12 @@ def latency_summary(pairs: list[tuple[float, float | None]]) -> dict:
     """
     values = [max(0.0, (arrival - start) * 1000.0) for start, arrival in pairs
               if arrival is not None]
+    missing = sum(1 for _, arrival in pairs if arrival is None)
     return {
+        "problem": f"{missing} of {len(pairs)} jobs never arrived" if missing else None,
         "p50_ms": percentile(values, 50),
         "p99_ms": percentile(values, 99),
         "max_ms": max(values) if values else None,
         "count": len(values),
-        "missing": sum(1 for _, arrival in pairs if arrival is None),
+        "missing": missing,
     }

@@ -164,6 +164,8 @@ def run_w1(receiver, directory: str, count: int) -> dict:  # type: ignore[no-unt
         consumer.stop()
     receiver.reset()
     return {
+        "problem": None if stats["count"] >= count
+        else f"only {stats['count']} of {count} tasks delivered",
         "enqueue_rate": count / (produced["end"] - produced["start"]),
         "e2e_rate": stats["count"] / (stats["last"] - produced["start"])
         if stats["count"] >= count else None,

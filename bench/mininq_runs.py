@@ -38,12 +38,28 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
+FROM_SOURCE = False  # set by --from-source: ignore dist/mininq
+
+
 def server_command() -> list[str]:
     """How a user starts mininq here: the built executable, else the module."""
     exe = Path(REPO_ROOT, "dist", "mininq")
-    if exe.is_file() and os.access(exe, os.X_OK):
+    if not FROM_SOURCE and exe.is_file() and os.access(exe, os.X_OK):
         return [str(exe)]
     return [sys.executable, "-m", "mininq"]
+
+
+def stale_build_warning() -> str | None:
+    """Say so when dist/mininq is older than the source it would be measured for."""
+    exe = Path(REPO_ROOT, "dist", "mininq")
+    if server_command()[0] != str(exe):
+        return None
+    newest = max((p.stat().st_mtime for p in Path(REPO_ROOT, "mininq").rglob("*.py")),
+                 default=0.0)
+    if newest > exe.stat().st_mtime:
+        return ("dist/mininq is older than mininq/ sources: rebuild it (just build) "
+                "or pass --from-source")
+    return None
 
 
 @dataclass
@@ -111,6 +127,20 @@ class MininqServer:
             try:
                 with open(f"/proc/{pid}/statm") as f:
                     total += int(f.read().split()[1]) * PAGE_SIZE
+            except OSError:
+                continue
+        return total
+
+    def pss_bytes(self) -> int:
+        """Proportional set size: shared pages split between the processes sharing them."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1]) * 1024
+                            break
             except OSError:
                 continue
         return total
@@ -187,7 +217,9 @@ def throughput(server: MininqServer, receiver: Receiver, queue: str, count: int,
     stats = receiver.wait_for(jobs, timeout=900)
     receiver.reset()
     delivered = stats["count"] >= jobs
+    problem = None if delivered else f"only {stats['count']} of {jobs} jobs delivered"
     return {
+        "problem": problem,
         "jobs": jobs,
         "enqueue_rate": jobs / (result["end"] - result["start"]),
         "e2e_rate": jobs / (stats["last"] - result["start"]) if delivered else None,
@@ -279,4 +311,35 @@ def idle_resources(server: MininqServer, seconds: float) -> dict:
     time.sleep(seconds)
     used, elapsed = server.cpu_seconds() - before, time.monotonic() - t0
     return {"cpu_percent": 100.0 * used / elapsed, "rss_bytes": server.rss_bytes(),
-            "processes": len(server.pids())}
+            "pss_bytes": server.pss_bytes(), "processes": len(server.pids())}
+
+
+class Profiler:
+    """py-spy recording every mininq process while a workload runs (--profile)."""
+
+    def __init__(self, server: MininqServer, out_dir: str, label: str) -> None:
+        self.server, self.out_dir, self.label = server, out_dir, label
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Profiler":
+        import shutil
+
+        py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable),
+                                                        "py-spy")
+        if not os.path.exists(py_spy):
+            print("py-spy not found: pip install py-spy", file=sys.stderr)
+            return self
+        os.makedirs(self.out_dir, exist_ok=True)
+        for pid in self.server.pids():
+            out = os.path.join(self.out_dir, f"{self.label}-{pid}.svg")
+            self.procs.append(subprocess.Popen(
+                [py_spy, "record", "-p", str(pid), "-o", out, "-r", "200", "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # py-spy attaches asynchronously
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for proc in self.procs:
+            stop_process(proc, signal.SIGINT, timeout=30)
