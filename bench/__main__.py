@@ -16,11 +16,12 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
-from bench import ceilings, huey_peer, mininq_runs, receiver as receiver_mod
+from bench import ceilings, huey_peer, mininq_runs
+from bench import receiver as receiver_mod
 from bench.common import REPO_ROOT
 from bench.report import Row, machine, machine_lines, table
 
@@ -79,7 +80,7 @@ class Run:
         t0 = time.monotonic()
         try:
             self.results[name] = fn()
-        except Exception as exc:  # one broken workload must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one broken workload must not hide the others
             self.errors[name] = f"{type(exc).__name__}: {exc}"
             log(f"{name} FAILED: {self.errors[name]}\n{traceback.format_exc()}")
             return None
@@ -341,9 +342,9 @@ def render_doc(rows: list[Row], info: dict[str, str], s: Settings, errors: dict[
     parts = [
         "# Benchmarks",
         "",
-        "Written by `just bench` (`python -m bench`); reproduce with `just bench` on a "
-        "checkout with the project's dependencies plus `pip install -e .[bench]` "
-        "(huey, urllib3); Debian's `wrk` and `nginx` are used when installed.",
+        ("Written by `just bench` (`python -m bench`); reproduce with `just bench` on a "
+         "checkout with the project's dependencies plus `pip install -e .[bench]` "
+         "(huey, urllib3); Debian's `wrk` and `nginx` are used when installed."),
         "",
         "## Machine",
         "",
@@ -406,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             import mininq
 
             info["mininq"] = mininq.__version__
-        except Exception:
-            pass
+        except ImportError:
+            info["mininq"] = "not importable"
     rcv = receiver_mod.start()
     with tempfile.TemporaryDirectory(prefix="mininq-bench-") as tmp:
         try:

@@ -62,6 +62,7 @@ def run_json(module: str, spec: dict, timeout: float = 1800.0) -> dict:
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
         env=child_env(),
     )
     if proc.returncode != 0:

@@ -17,8 +17,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from bench.common import (
     REPO_ROOT,
@@ -185,7 +186,7 @@ def start_server(workdir: str, startup_timeout: float = 60.0) -> MininqServer:
 
 
 def rfc3339_ms(epoch_ms: int) -> str:
-    dt = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
@@ -321,7 +322,7 @@ class Profiler:
         self.server, self.out_dir, self.label = server, out_dir, label
         self.procs: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "Profiler":
+    def __enter__(self) -> Self:
         import shutil
 
         py_spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable),

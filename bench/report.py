@@ -5,11 +5,11 @@ from __future__ import annotations
 import platform
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Row:
     ceiling_name: str = ""
     huey: float | None = None
     target: str = ""
-    check: Callable[["Row"], bool] | None = field(default=None, repr=False)
+    check: Callable[[Row], bool] | None = field(default=None, repr=False)
     failed: bool = False
 
     @property
@@ -110,7 +110,7 @@ def machine() -> dict[str, str]:
     import os
 
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
         "cpu": model,
         "kernel": platform.release(),
@@ -130,6 +130,6 @@ def machine_lines(info: dict[str, str]) -> str:
         f"- Date: {info['date']}",
         f"- CPU: {info['cpu']}, {info['cores']} cores (client, receiver and server share them)",
         f"- Linux {info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}",
-        f"- Sanic {info['sanic']}, aiohttp {info['aiohttp']}, aiosqlite {info['aiosqlite']}, "
-        f"uvloop {info['uvloop']}, huey {info['huey']}",
+        (f"- Sanic {info['sanic']}, aiohttp {info['aiohttp']}, "
+         f"aiosqlite {info['aiosqlite']}, uvloop {info['uvloop']}, huey {info['huey']}"),
     ])
