@@ -58,8 +58,14 @@ class Signal:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.generation = 0  # counts wakes from the other process
 
     def set(self) -> None:
+        self._event.set()
+
+    def notify(self) -> None:
+        """Set by a wake from the other process (state there may have changed)."""
+        self.generation += 1
         self._event.set()
 
     async def wait(self, timeout_s: float) -> bool:
@@ -99,7 +105,7 @@ class WakeReceiver:
             pass
         for kind in kinds:
             for sig in self._signals.get(bytes([kind]), ()):
-                sig.set()
+                sig.notify()
 
     def close(self) -> None:
         asyncio.get_running_loop().remove_reader(self._sock.fileno())

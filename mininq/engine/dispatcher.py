@@ -59,6 +59,9 @@ class Dispatcher:
         self.stopping = False
         self._turn = 0
         self._only = set(config.worker.queues)
+        self._settings: list[dict] = []
+        self._settings_read_at = -1
+        self._settings_generation = -1
 
     @property
     def total_in_flight(self) -> int:
@@ -89,6 +92,17 @@ class Dispatcher:
             self.buckets[queue["name"]] = (rps, burst, known[2])
         return known[2]
 
+    async def _queue_settings(self, now: int) -> list[dict]:
+        """Queue settings, read again after a wake from the HTTP process (which
+        follows every change) or once per poll interval; between those, ticks
+        caused by finished deliveries reuse them."""
+        stale = now - self._settings_read_at >= self.config.worker.poll_interval_ms
+        if stale or self.signal.generation != self._settings_generation:
+            self._settings_generation = self.signal.generation
+            self._settings = await self.store.queue_settings()
+            self._settings_read_at = now
+        return self._settings
+
     async def tick(self) -> int | None:
         """One pass: claim what may run now. Returns ms until the next moment worth
         waking for (None: only a wake or a finished delivery can change anything)."""
@@ -96,7 +110,7 @@ class Dispatcher:
         defaults = self.config.defaults
         free = self.config.worker.concurrency - self.total_in_flight
         queues = [
-            q for q in await self.store.queue_settings()
+            q for q in await self._queue_settings(now)
             if not q["paused"] and (not self._only or q["name"] in self._only)
         ]
         room: dict[str, int] = {}

@@ -4,8 +4,11 @@ picklable by name: Sanic starts it with multiprocessing spawn)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from mininq.config import Config
+
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def run_engine(settings: Config, wake_address: str) -> None:
@@ -15,6 +18,10 @@ def run_engine(settings: Config, wake_address: str) -> None:
     from mininq.logs import setup_logging
 
     setup_logging(settings.logging)
+    # SQLite runs in aiosqlite's thread and releases the GIL on every step;
+    # with the default 5 ms switch interval each step can wait that long for
+    # the event loop thread to hand the GIL back.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         import uvloop
 

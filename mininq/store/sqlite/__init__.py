@@ -139,4 +139,4 @@ class SqliteStore(Store):
         return await self.db.write(dispatch.delete_finished, status, older_than, batch)
 
     async def checkpoint(self) -> None:
-        await self.db.read(dispatch.checkpoint)
+        await self.db.exclusive(dispatch.checkpoint)
