@@ -17,12 +17,23 @@ would move a schedule's fire time between restarts).
 As in classic cron, when both day-of-month and day-of-week are restricted a
 day matching either fires.
 
-Daylight saving time: fire times follow the zone's wall clock. A time
-skipped by spring-forward fires at the first instant after the gap (02:30 on
-Europe/Prague's 2026-03-29 fires at 03:00+02:00); a wall time that happens
-twice at fall-back fires at both instants (02:30+02:00 and 02:30+01:00 on
-2026-10-25), which keeps hourly schedules exactly one hour apart. Fire times
-are strictly increasing.
+Daylight saving time follows classic cron (Vixie cron, cronie: "Only jobs
+that run at a particular time (not specified as @hourly, nor with '*' in the
+hour or minute specifier) are affected by time changes"). A schedule is a
+*wildcard* schedule when its seconds, minutes or hours field has an item
+starting with `*` (`*`, `*/15`) or lists every value of the field (`0-23`);
+every other schedule runs at fixed times of day. Then:
+- a wildcard schedule follows real time: when the clocks go back it fires in
+  both copies of the repeated hour, so `@hourly` stays one real hour apart
+  across both transitions; a time skipped by spring-forward is not made up
+  (it simply didn't exist that day);
+- a fixed-time schedule fires once per wall-clock time: a time that happens
+  twice at fall-back fires at its first occurrence only (02:30 on Europe/
+  Prague's 2026-10-25 fires at 02:30+02:00, not again at 02:30+01:00; this
+  holds even for a schedule created between the two); a time skipped by
+  spring-forward fires at the first instant after the gap, once (02:30 on
+  2026-03-29 fires at 03:00+02:00).
+Fire times are strictly increasing.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 # (name used in messages, lowest value, highest value), seconds-first order.
 _FIELDS = (
@@ -176,7 +188,56 @@ def parse_timezone(name: str = "UTC") -> ZoneInfo:
 
 
 def _to_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - _EPOCH) // _MS
+
+
+def _local(ms: int, zone: ZoneInfo) -> datetime:
+    """The aware local time of an instant, with `fold` set as PEP 495 says."""
+    moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
+    return moment.astimezone(zone)
+
+
+@lru_cache(maxsize=1024)
+def is_wildcard(normalized: str) -> bool:
+    """Whether a normalized expression follows real time across DST changes
+    (see the module docstring): a `*` item or a full range in its seconds,
+    minutes or hours field."""
+    expanded, _ = croniter.expand(normalized, second_at_beginning=True)
+    fields = normalized.split()
+    # croniter.expand orders fields minute, hour, ..., second; a full range is ['*'].
+    time_fields = ((fields[0], expanded[5]), (fields[1], expanded[0]), (fields[2], expanded[1]))
+    return any(
+        values == ["*"] or any(item.startswith("*") for item in text.split(","))
+        for text, values in time_fields
+    )
+
+
+def _skip_to(normalized: str, fire_ms: int, zone: ZoneInfo) -> int | None:
+    """None when the schedule fires at croniter's candidate `fire_ms`; else the
+    instant to search on from, past the DST instants it must not fire at."""
+    fire = _local(fire_ms, zone)
+    if fire.fold == 1:
+        # The second occurrence of a repeated wall time.
+        if is_wildcard(normalized):
+            return None
+        # A fixed-time schedule skips the whole second copy of the repeated
+        # period at once: find where it ends (fold back to 0).
+        repeat = fire.replace(fold=0).utcoffset() - fire.utcoffset()  # type: ignore[operator]
+        low, high = fire_ms, fire_ms + repeat // _MS
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if _local(mid, zone).fold == 1 else (low, mid)
+        return low
+    at_gap_end = fire.utcoffset() != _local(fire_ms - 1000, zone).utcoffset()
+    # At the end of a spring-forward gap croniter stands in for a skipped time
+    # (its wall clock doesn't match); a wildcard schedule does not make those up.
+    if (
+        at_gap_end
+        and is_wildcard(normalized)
+        and not croniter.match(normalized, fire.replace(tzinfo=None), second_at_beginning=True)
+    ):
+        return fire_ms
+    return None
 
 
 def next_fire_ms(expression: str, tz: str, after_ms: int) -> int:
@@ -184,22 +245,23 @@ def next_fire_ms(expression: str, tz: str, after_ms: int) -> int:
     normalized = parse_cron(expression)
     zone = parse_timezone(tz)
     start_ms = after_ms
-    # croniter walks the local wall clock; the loop is a guard so that no DST
-    # corner can ever hand back a time at or before `after_ms`.
-    for _ in range(10):
-        start = (
-            datetime.fromtimestamp(start_ms // 1000, UTC)
-            .replace(microsecond=start_ms % 1000 * 1000)
-            .astimezone(zone)
-        )
+    # croniter walks the local wall clock; the loop skips the DST instants
+    # this schedule does not fire at, and guards against any corner handing
+    # back a time at or before `after_ms`.
+    for _ in range(20):
         try:
+            start = _local(start_ms, zone)
             fire = croniter(normalized, start, second_at_beginning=True).get_next(datetime)
         except CroniterBadDateError:
             raise CronError("cron_expression: never fires") from None
         fire_ms = _to_ms(fire)
-        if fire_ms > after_ms:
+        if fire_ms <= after_ms:
+            start_ms += 1000
+            continue
+        skip_to = _skip_to(normalized, fire_ms, zone)
+        if skip_to is None:
             return fire_ms
-        start_ms += 1000
+        start_ms = skip_to
     raise CronError("cron_expression: could not compute the next fire time")
 
 
