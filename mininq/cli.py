@@ -93,12 +93,17 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _serve(config: Config) -> None:
-    from mininq.logs import setup_logging
+    from mininq.logs import get_logger, setup_logging
 
     setup_logging(config.logging)
-    from mininq.app import serve
+    try:
+        from mininq.app import serve
 
-    serve(config)
+        serve(config)
+    except Exception:  # noqa: BLE001 - logged, then a non-zero exit
+        # One log line in the configured format instead of a bare traceback.
+        get_logger("mininq.cli").exception("start-up failed")
+        sys.exit(EXIT_FAILURE)
 
 
 def _check_config(config: Config) -> None:
