@@ -4,7 +4,10 @@ delete finished jobs past retention."""
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
+
+from mininq.store.sqlite import counts
 
 _CLAIM = """
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = :now,
@@ -63,6 +66,8 @@ def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now:
         ]
         # RETURNING's order is unspecified; restore the claim order.
         rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
+        if rows:
+            counts.bump(conn, Counter({(queue, "pending"): -len(rows), (queue, "running"): len(rows)}))
         claimed.extend(rows)
     return claimed
 
@@ -101,14 +106,29 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
                 "attempt": o["attempt"],
             }
         )
-    changed = conn.executemany(_FINISH, params).rowcount
+    # Only jobs still running at that attempt take the outcome (the reaper may
+    # have taken one back meanwhile); their attempt rows are kept either way.
+    marks = ", ".join("?" * len(params))
+    live = set(
+        conn.execute(
+            f"SELECT id, attempt FROM jobs WHERE status = 'running' AND id IN ({marks})",
+            [p["id"] for p in params],
+        ).fetchall()
+    )
+    params = [p for p in params if (p["id"], p["attempt"]) in live]
+    conn.executemany(_FINISH, params)
+    deltas: Counter = Counter()
+    queue_of = {o["id"]: o["queue_name"] for o in outcomes}
+    for p in params:
+        counts.moved(deltas, queue_of[p["id"]], "running", p["status"])
+    counts.bump(conn, deltas)
     conn.executemany(_ATTEMPT, outcomes)
     bumps: dict[tuple[str, str, str], float] = {}
     for o in outcomes:
         for key, inc in _delivery_counters(o):
             bumps[key] = bumps.get(key, 0) + inc
     conn.executemany(_BUMP, [(*k, v) for k, v in bumps.items()])
-    return changed
+    return len(params)
 
 
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -129,6 +149,10 @@ def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
     """Jobs running with a lease older than `before` go back to pending, or to
     dead when no retries are left; the lost attempt is recorded and counted."""
     rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": LEASE_LOST})]
+    deltas: Counter = Counter()
+    for r in rows:
+        counts.moved(deltas, r["queue_name"], "running", r["status"])
+    counts.bump(conn, deltas)
     conn.executemany(
         _ATTEMPT,
         [
@@ -149,16 +173,18 @@ def next_lease_expiry(conn: sqlite3.Connection) -> int | None:
 
 def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, batch: int) -> int:
     """Delete up to `batch` jobs of a finished status last changed before `older_than`."""
-    ids = [
-        r[0]
+    found = [
+        (r[0], r[1])
         for r in conn.execute(
-            """SELECT id FROM jobs WHERE status = ? AND updated_at < ?
+            """SELECT id, queue_name FROM jobs WHERE status = ? AND updated_at < ?
                AND status IN ('completed', 'dead', 'cancelled') LIMIT ?""",
             (status, older_than, batch),
         )
     ]
-    if not ids:
+    if not found:
         return 0
+    ids = [job_id for job_id, _ in found]
+    counts.bump(conn, Counter({(q, status): -n for q, n in Counter(q for _, q in found).items()}))
     marks = ", ".join("?" * len(ids))
     conn.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", ids)
     return conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount

@@ -3,52 +3,78 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from typing import Any
 
 from mininq.ids import uuid7
 from mininq.store.errors import Conflict, NotFound
+from mininq.store.sqlite import counts
 from mininq.store.sqlite.queues import ensure_queue, resolve_job_defaults
 
 STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 
-_INSERT = """
-INSERT INTO jobs (id, queue_name, status, priority, callback_url, payload, headers,
-    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms, idempotency_key,
-    attempt, visible_at, created_at, updated_at, schedule_id)
-VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING *
-"""
+COLUMNS = (
+    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
+    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
+    "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
+    "created_at", "updated_at", "result", "last_error", "schedule_id",
+)
+_INSERT = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_INSERT_KEYED = (
+    _INSERT + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
 
 
-def create_job(conn: sqlite3.Connection, spec: dict[str, Any], defaults: Any, now: int) -> tuple[dict, bool]:
-    """Insert one job; with a known idempotency key return the existing job instead.
-
-    `spec` holds validated API fields (payload and headers already JSON text,
-    `visible_at` in ms). Returns (job row, created).
-    """
-    queue = ensure_queue(conn, spec["queue_name"], now)
-    resolved = resolve_job_defaults(spec, queue, defaults)
-    key = spec.get("idempotency_key")
-    row = conn.execute(
-        _INSERT,
-        (
-            uuid7(), spec["queue_name"], spec.get("priority", 0), spec["callback_url"],
-            spec["payload"], spec.get("headers"), resolved["max_retries"],
-            resolved["retry_backoff"], resolved["base_delay_ms"], resolved["max_delay_ms"],
-            resolved["timeout_ms"], key, spec.get("visible_at", now), now, now,
-            spec.get("schedule_id"),
-        ),
-    ).fetchone()
-    if row is not None:
-        return dict(row), True
-    existing = conn.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
-    return dict(existing), False
+def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update(resolve_job_defaults(spec, queue, defaults))
+    row.update(
+        id=uuid7(), queue_name=spec["queue_name"], status="pending",
+        priority=spec.get("priority", 0), callback_url=spec["callback_url"],
+        payload=spec["payload"], headers=spec.get("headers"),
+        idempotency_key=spec.get("idempotency_key"), attempt=0,
+        visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
+        schedule_id=spec.get("schedule_id"),
+    )
+    return row
 
 
 def create_jobs(conn: sqlite3.Connection, specs: list[dict], defaults: Any, now: int) -> list[tuple[dict, bool]]:
-    """All of `specs` or, on any error, none of them (the caller's savepoint)."""
-    return [create_job(conn, spec, defaults, now) for spec in specs]
+    """Insert jobs (all or none: the caller's transaction); returns (job, created)
+    per spec. A spec whose idempotency key is held by an existing job gets that job.
+
+    `spec` holds validated API fields: payload and headers as JSON text,
+    `visible_at` in ms. Rows without a key go in with one executemany.
+    """
+    queues: dict[str, Any] = {}
+    out: list[tuple[dict, bool]] = []
+    plain: list[tuple] = []
+    per_queue: Counter = Counter()
+    for spec in specs:
+        name = spec["queue_name"]
+        if name not in queues:
+            queues[name] = ensure_queue(conn, name, now)
+        row = _new_row(spec, queues[name], defaults, now)
+        values = tuple(row[c] for c in COLUMNS)
+        if row["idempotency_key"] is None:
+            plain.append(values)
+        elif conn.execute(_INSERT_KEYED, values).rowcount == 0:
+            existing = conn.execute(
+                "SELECT * FROM jobs WHERE idempotency_key = ?", (row["idempotency_key"],)
+            ).fetchone()
+            out.append((dict(existing), False))
+            continue
+        per_queue[name] += 1
+        out.append((row, True))
+    if plain:
+        conn.executemany(_INSERT, plain)
+    counts.created(conn, per_queue.items())
+    return out
+
+
+def create_job(conn: sqlite3.Connection, spec: dict[str, Any], defaults: Any, now: int) -> tuple[dict, bool]:
+    """One job; see create_jobs."""
+    return create_jobs(conn, [spec], defaults, now)[0]
 
 
 def get_job(conn: sqlite3.Connection, job_id: str) -> dict | None:
@@ -103,6 +129,8 @@ def cancel_job(conn: sqlite3.Connection, job_id: str, now: int) -> dict:
         (now, now, job_id),
     ).fetchone()
     if row is not None:
+        counts.bump(conn, Counter({(row["queue_name"], "pending"): -1,
+                                   (row["queue_name"], "cancelled"): 1}))
         return dict(row)
     current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if current is None:
@@ -111,6 +139,7 @@ def cancel_job(conn: sqlite3.Connection, job_id: str, now: int) -> dict:
 
 
 def retry_job(conn: sqlite3.Connection, job_id: str, now: int) -> dict:
+    before = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     row = conn.execute(
         """UPDATE jobs SET status = 'pending', attempt = 0, visible_at = ?, lease_until = NULL,
                started_at = NULL, completed_at = NULL, result = NULL, updated_at = ?
@@ -118,12 +147,13 @@ def retry_job(conn: sqlite3.Connection, job_id: str, now: int) -> dict:
         (now, now, job_id),
     ).fetchone()
     if row is not None:
+        counts.bump(conn, Counter({(row["queue_name"], before["status"]): -1,
+                                   (row["queue_name"], "pending"): 1}))
         return dict(row)
-    current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if current is None:
+    if before is None:
         raise NotFound(f"job {job_id} not found")
     raise Conflict(
-        f"job {job_id} is {current['status']}; only a dead or cancelled job can be retried"
+        f"job {job_id} is {before['status']}; only a dead or cancelled job can be retried"
     )
 
 

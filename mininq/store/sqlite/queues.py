@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from typing import Any
 
 from mininq.store.errors import Conflict, NotFound
+from mininq.store.sqlite import counts
 
 JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
 SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS, "paused")
@@ -123,6 +125,7 @@ def retry_dead(conn: sqlite3.Connection, name: str, now: int) -> int:
            WHERE queue_name = ? AND status = 'dead'""",
         (now, now, name),
     )
+    counts.bump(conn, Counter({(name, "dead"): -cur.rowcount, (name, "pending"): cur.rowcount}))
     return cur.rowcount
 
 
@@ -133,6 +136,8 @@ def purge(conn: sqlite3.Connection, name: str, status: str) -> int:
            (SELECT id FROM jobs WHERE queue_name = ? AND status = ?)""",
         (name, status),
     )
-    return conn.execute(
+    n = conn.execute(
         "DELETE FROM jobs WHERE queue_name = ? AND status = ?", (name, status)
     ).rowcount
+    counts.bump(conn, Counter({(name, status): -n}))
+    return n

@@ -41,7 +41,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 base_delay_ms INTEGER NOT NULL,
                 max_delay_ms INTEGER NOT NULL,
                 timeout_ms INTEGER NOT NULL,
-                idempotency_key TEXT UNIQUE,
+                idempotency_key TEXT,
                 attempt INTEGER NOT NULL DEFAULT 0,
                 visible_at INTEGER NOT NULL,
                 lease_until INTEGER,
@@ -58,6 +58,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                WHERE status = 'pending'""",
             # Earliest due moment per queue: what the engine sleeps until.
             "CREATE INDEX jobs_due ON jobs (queue_name, visible_at) WHERE status = 'pending'",
+            """CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key)
+               WHERE idempotency_key IS NOT NULL""",
             "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE status = 'running'",
             "CREATE INDEX jobs_status ON jobs (status, id)",
             "CREATE INDEX jobs_queue_status ON jobs (queue_name, status, id)",
@@ -101,32 +103,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 value REAL NOT NULL,
                 PRIMARY KEY (name, queue_name, key)
             ) WITHOUT ROWID""",
-            # Counts per queue and status, kept by triggers so that /metrics,
-            # /queues and the dashboard never count a million rows.
+            # Counts per queue and status (kept by the writes, see counts.py) so
+            # that /metrics, /queues and the dashboard never count a million rows.
             """CREATE TABLE job_counts (
                 queue_name TEXT NOT NULL,
                 status TEXT NOT NULL,
                 n INTEGER NOT NULL,
                 PRIMARY KEY (queue_name, status)
             ) WITHOUT ROWID""",
-            """CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
-                INSERT INTO job_counts (queue_name, status, n) VALUES (NEW.queue_name, NEW.status, 1)
-                ON CONFLICT (queue_name, status) DO UPDATE SET n = n + 1;
-                INSERT INTO counters (name, queue_name, key, value)
-                VALUES ('jobs_created', NEW.queue_name, '', 1)
-                ON CONFLICT (name, queue_name, key) DO UPDATE SET value = value + 1;
-            END""",
-            """CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
-                UPDATE job_counts SET n = n - 1
-                WHERE queue_name = OLD.queue_name AND status = OLD.status;
-            END""",
-            """CREATE TRIGGER jobs_count_update AFTER UPDATE OF status ON jobs
-               WHEN OLD.status <> NEW.status BEGIN
-                UPDATE job_counts SET n = n - 1
-                WHERE queue_name = OLD.queue_name AND status = OLD.status;
-                INSERT INTO job_counts (queue_name, status, n) VALUES (NEW.queue_name, NEW.status, 1)
-                ON CONFLICT (queue_name, status) DO UPDATE SET n = n + 1;
-            END""",
         ],
     ),
 ]

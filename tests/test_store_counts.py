@@ -1,0 +1,100 @@
+"""The job_counts table agrees with the jobs table after every kind of write.
+
+Drives the SQLite backend's statements directly on a real file (no server),
+through random sequences of creates, claims, outcomes, reaps, cancels,
+retries, purges and cleanups, and compares against a GROUP BY after each step.
+"""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from mininq.config import DefaultsConfig
+from mininq.store.errors import Conflict
+from mininq.store.sqlite import dispatch, jobs, queues
+from mininq.store.sqlite.connection import connect_sync
+from mininq.store.sqlite.schema import migrate
+
+DEFAULTS = DefaultsConfig()
+
+
+def actual(conn) -> dict:
+    return {
+        (r[0], r[1]): r[2]
+        for r in conn.execute("SELECT queue_name, status, COUNT(*) FROM jobs GROUP BY 1, 2")
+    }
+
+
+def kept(conn) -> dict:
+    return {(r[0], r[1]): r[2] for r in conn.execute("SELECT * FROM job_counts") if r[2]}
+
+
+def tx(conn, fn, *args):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        out = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counts_follow_every_write(tmp_path, seed):
+    rnd = random.Random(seed)
+    conn = connect_sync(str(tmp_path / "c.db"))
+    migrate(conn)
+    now = 1_000_000
+    names = ["a", "b", "c"]
+    for step in range(300):
+        now += rnd.randint(1, 50)
+        op = rnd.choice(["create", "create", "claim", "finish", "reap", "cancel", "retry",
+                         "retry_dead", "purge", "clean"])
+        if op == "create":
+            specs = [
+                {"queue_name": rnd.choice(names), "callback_url": "http://x/h",
+                 "payload": orjson.dumps({"i": i}).decode(), "visible_at": now,
+                 "max_retries": rnd.randint(0, 2),
+                 "idempotency_key": rnd.choice([None, None, f"k{rnd.randint(0, 20)}"])}
+                for i in range(rnd.randint(1, 8))
+            ]
+            tx(conn, jobs.create_jobs, specs, DEFAULTS, now)
+        elif op == "claim":
+            tx(conn, dispatch.claim, [(q, rnd.randint(0, 4)) for q in names], now, 100)
+        elif op == "finish":
+            running = conn.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+            outcomes = [
+                {"id": r["id"], "attempt": r["attempt"], "queue_name": r["queue_name"],
+                 "started_at": now, "duration_ms": 3, "status_code": 200, "result": "ok",
+                 "error": None, "visible_at": now + 1,
+                 "outcome": rnd.choice(["completed", "retry", "dead"])}
+                for r in rnd.sample(running, k=min(len(running), rnd.randint(0, 5)))
+            ]
+            if outcomes and rnd.random() < 0.3:
+                tx(conn, dispatch.reap, now, now + 10**9)  # some outcomes arrive too late
+            if outcomes:
+                tx(conn, dispatch.finish, outcomes, now)
+        elif op == "reap":
+            tx(conn, dispatch.reap, now, now - rnd.randint(0, 200))
+        elif op in ("cancel", "retry"):
+            row = conn.execute("SELECT id FROM jobs ORDER BY random() LIMIT 1").fetchone()
+            if row:
+                fn = jobs.cancel_job if op == "cancel" else jobs.retry_job
+                try:
+                    tx(conn, fn, row[0], now)
+                except Conflict:
+                    pass
+        elif op == "retry_dead":
+            if conn.execute("SELECT 1 FROM queues WHERE name = 'a'").fetchone():
+                tx(conn, queues.retry_dead, "a", now)
+        elif op == "purge":
+            if conn.execute("SELECT 1 FROM queues WHERE name = 'b'").fetchone():
+                tx(conn, queues.purge, "b", rnd.choice(["pending", "completed", "dead", "cancelled"]))
+        elif op == "clean":
+            tx(conn, dispatch.delete_finished, rnd.choice(["completed", "dead", "cancelled"]),
+               now, rnd.randint(1, 5))
+        assert kept(conn) == actual(conn), f"after step {step} ({op})"
