@@ -171,16 +171,31 @@ def next_lease_expiry(conn: sqlite3.Connection) -> int | None:
     return conn.execute("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'").fetchone()[0]
 
 
-def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, batch: int) -> int:
-    """Delete up to `batch` jobs of a finished status last changed before `older_than`."""
-    found = [
-        (r[0], r[1])
-        for r in conn.execute(
-            """SELECT id, queue_name FROM jobs WHERE status = ? AND updated_at < ?
-               AND status IN ('completed', 'dead', 'cancelled') LIMIT ?""",
-            (status, older_than, batch),
-        )
-    ]
+_OLD_FINISHED = """
+SELECT id, queue_name, (SELECT count(*) FROM attempts WHERE job_id = jobs.id)
+FROM jobs INDEXED BY jobs_finished
+WHERE status = ? AND updated_at < ? AND status IN ('completed', 'dead', 'cancelled')
+ORDER BY updated_at LIMIT ?
+"""
+
+
+def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, max_rows: int) -> int:
+    """Delete the oldest jobs of a finished status last changed before `older_than`,
+    with their attempts: whole jobs, at most `max_rows` rows in all (one job at
+    least), so that the transaction stays short. Returns how many jobs went.
+
+    Oldest first through jobs_finished: the scan stops at the first young row
+    instead of reading every job of the status (what jobs_status would do).
+    """
+    found: list[tuple[str, str]] = []
+    rows = 0
+    for job_id, queue, attempts in conn.execute(
+        _OLD_FINISHED, (status, older_than, max_rows)
+    ).fetchall():
+        if found and rows + 1 + attempts > max_rows:
+            break
+        found.append((job_id, queue))
+        rows += 1 + attempts
     if not found:
         return 0
     ids = [job_id for job_id, _ in found]
