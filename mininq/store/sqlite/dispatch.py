@@ -109,12 +109,14 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     # Only jobs still running at that attempt take the outcome (the reaper may
     # have taken one back meanwhile); their attempt rows are kept either way.
     marks = ", ".join("?" * len(params))
-    live = set(
-        conn.execute(
+    # Plain tuples: the connection's sqlite3.Row never compares equal to a tuple.
+    live = {
+        (row[0], row[1])
+        for row in conn.execute(
             f"SELECT id, attempt FROM jobs WHERE status = 'running' AND id IN ({marks})",
             [p["id"] for p in params],
-        ).fetchall()
-    )
+        )
+    }
     params = [p for p in params if (p["id"], p["attempt"]) in live]
     conn.executemany(_FINISH, params)
     deltas: Counter = Counter()
