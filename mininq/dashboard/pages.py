@@ -1,0 +1,84 @@
+"""GET routes: the dashboard page and the fragments its parts poll."""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+from sanic import Blueprint, HTTPResponse, Request
+
+from mininq.api.auth import SESSION_COOKIE
+from mininq.api.responses import query
+from mininq.clock import now_ms
+from mininq.dashboard import data, views
+from mininq.dashboard.assets import HTMX_VERSION
+from mininq.dashboard.render import fragment, html, render, versioned
+
+bp = Blueprint("dashboard_pages")
+
+
+def _base_url(request: Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _part(name: str, **context) -> Markup:
+    """A fragment rendered into the page, with the version its first poll sends back."""
+    return Markup(versioned(render(name, **context))[0])
+
+
+@bp.get("/dashboard", strict_slashes=False)
+async def page(request: Request) -> HTTPResponse:
+    app = request.app
+    args = query(request)
+    flt = data.job_filter(args)
+    queues = await data.queues(app)
+    stats = await data.stats(app)
+    detail = ""
+    if args.get("job"):
+        job = await data.job(app, args["job"])
+        inner = _part("_job.html", **job)
+        detail = Markup(render("_job_panel.html", inner=inner, **job)) if job["job"] else inner
+    body = render(
+        "page.html",
+        now=now_ms(),
+        filter=flt,
+        statuses=views.STATUSES,
+        htmx_version=HTMX_VERSION,
+        signed_in=bool(app.ctx.config.server.api_token) and SESSION_COOKIE in request.cookies,
+        stats_html=_part("_stats.html", **stats),
+        engine_up=stats["engine_up"],
+        queues_html=_part("_queues.html", **queues),
+        jobs_html=_part("_jobs.html", base_url=_base_url(request), **await data.jobs(app, flt)),
+        detail_html=detail,
+        schedules_html=_part("_schedules.html", **await data.schedules(app)),
+        **queues,
+    )
+    return html(body)
+
+
+@bp.get("/dashboard/fragments/stats")
+async def stats(request: Request) -> HTTPResponse:
+    return fragment(request, "_stats.html", oob=True, **await data.stats(request.app))
+
+
+@bp.get("/dashboard/fragments/queues")
+async def queues(request: Request) -> HTTPResponse:
+    return fragment(request, "_queues.html", oob=True, **await data.queues(request.app))
+
+
+@bp.get("/dashboard/fragments/jobs")
+async def jobs(request: Request) -> HTTPResponse:
+    flt = data.job_filter(query(request))
+    context = await data.jobs(request.app, flt)
+    return fragment(request, "_jobs.html", base_url=_base_url(request), **context)
+
+
+@bp.get("/dashboard/fragments/job/<job_id:str>")
+async def job(request: Request, job_id: str) -> HTTPResponse:
+    """The job's detail; with `panel=1` wrapped in the element that keeps polling it."""
+    context = await data.job(request.app, job_id)
+    wrap = "_job_panel.html" if request.args.get("panel") and context["job"] else None
+    return fragment(request, "_job.html", wrap=wrap, **context)
+
+
+@bp.get("/dashboard/fragments/schedules")
+async def schedules(request: Request) -> HTTPResponse:
+    return fragment(request, "_schedules.html", **await data.schedules(request.app))
