@@ -16,6 +16,7 @@ import orjson
 from mininq.clock import now_ms, parse_rfc3339
 from mininq.ids import is_uuid
 
+DIGITS = re.compile(r"[0-9]+")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 BACKOFFS = ("exponential", "linear", "fixed")
@@ -294,9 +295,14 @@ def page(args: dict[str, str], statuses: tuple[str, ...] | None = None) -> dict:
     for key in ("limit", "offset"):
         if key in args:
             raw = args[key]
-            if not raw.isdigit():
-                raise ValidationError(key, f"expected a non-negative integer, got {raw!r}")
-            out[key] = int(raw)
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+            if not DIGITS.fullmatch(raw):
+                raise ValidationError(key, f"expected a non-negative integer, got {_show(raw)}")
+            # Past 18 digits the exact value no longer matters (limit is capped,
+            # offset refused), and int() refuses strings of over 4300 digits.
+            out[key] = int(raw) if len(raw) <= 18 else 10**18
+    if out["offset"] > MAX_INT:
+        raise ValidationError("offset", f"must be at most {MAX_INT}")
     if out["limit"] < 1:
         raise ValidationError("limit", "must be at least 1")
     out["limit"] = min(out["limit"], 1000)
