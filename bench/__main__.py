@@ -365,6 +365,11 @@ def render_doc(rows: list[Row], info: dict[str, str], s: Settings, errors: dict[
     return "\n".join(parts)
 
 
+def _loadavg() -> str:
+    """The 1-minute load average: how busy the machine was besides the bench."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true",
@@ -402,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     if stale:
         log(f"WARNING: {stale}")
     info = machine()
+    info["load"] = _loadavg()
     if info["mininq"] == "not installed":
         try:
             import mininq
@@ -419,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             run_mininq(run, rcv, s, tmp)
         finally:
             rcv.stop()
+    info["load"] = f"{info['load']} at the start, {_loadavg()} at the end"
     rows = build_rows(run.results, s, run.errors)
     server = next((r["server"] for r in run.results.values() if "server" in r), "")
     print(table(rows))

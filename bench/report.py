@@ -129,6 +129,7 @@ def machine_lines(info: dict[str, str]) -> str:
     return "\n".join([
         f"- Date: {info['date']}",
         f"- CPU: {info['cpu']}, {info['cores']} cores (client, receiver and server share them)",
+        f"- Load average (1 min): {info.get('load', 'unknown')}",
         f"- Linux {info['kernel']}, Python {info['python']}, SQLite {info['sqlite']}",
         (f"- Sanic {info['sanic']}, aiohttp {info['aiohttp']}, "
          f"aiosqlite {info['aiosqlite']}, uvloop {info['uvloop']}, huey {info['huey']}"),
