@@ -62,7 +62,9 @@ async def run_scheduler(store: Store, interval_s: float, signal: Signal, dispatc
     """Fire due schedules until `stopping()`; `signal` is set by API changes."""
     while not stopping():
         if await fire_due(store, now_ms()):
-            dispatch_signal.set()
+            # notify, not set: a fire may have created the job's queue, and the
+            # dispatcher re-reads queue settings only on a notify (or its poll).
+            dispatch_signal.notify()
         nxt = await store.next_schedule_at()
         sleep_s = interval_s
         if nxt is not None:
