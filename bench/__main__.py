@@ -17,39 +17,18 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from bench import ceilings, huey_peer, mininq_runs
 from bench import receiver as receiver_mod
 from bench.common import REPO_ROOT
-from bench.report import Row, machine, machine_lines, table
+from bench.report import machine, render_doc, table
+from bench.rows import build_rows
+from bench.settings import Settings, make_settings
 
 WORKLOADS = ("ceilings", "huey", "W1", "W1b", "W2", "delayed", "scale", "resources")
 DOC_PATH = Path(REPO_ROOT, "docs", "benchmarks.md")
-
-
-@dataclass
-class Settings:
-    smoke: bool
-    jobs: int
-    scale_jobs: int
-    w2_phases: list[tuple[float, float]]
-    delayed_jobs: int
-    delayed_spread_s: float
-    idle_s: float
-    ceiling_s: float
-    ceiling_requests: int
-    list_requests: int
-    profile_dir: str | None = None
-
-
-def make_settings(args: argparse.Namespace) -> Settings:
-    if args.smoke:
-        return Settings(True, args.jobs or 300, args.scale_jobs or 2000,
-                        [(50, 1), (200, 1)], 100, 1.0, 1.0, 1.0, 1000, 20, args.profile)
-    return Settings(False, args.jobs or 20_000, args.scale_jobs or 1_000_000,
-                    [(50, 10), (500, 10)], 1000, 10.0, 10.0, 5.0, 20_000, 200, args.profile)
 
 
 def profiled(server: mininq_runs.MininqServer, s: Settings, label: str):  # type: ignore[no-untyped-def]
@@ -183,186 +162,6 @@ def run_mininq(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> N
             return {"fill": fill, "w1": w1, "list": listing,
                     "rss_bytes": server.rss_bytes()}
         run.step("mininq.scale", lambda: with_server(tmp, "scale", scale))
-
-
-def build_rows(res: dict[str, dict], s: Settings, errors: dict[str, str]) -> list[Row]:
-    """Every figure of the workloads that ran (or failed), with its comparisons."""
-    def get(key: str, *path: object) -> float | None:
-        node: object = res.get(key)
-        for p in path:
-            if node is None:
-                return None
-            try:
-                node = node[p]  # type: ignore[index]
-            except (KeyError, IndexError, TypeError):
-                return None
-        return node  # type: ignore[return-value]
-
-    loop_tool = (res.get("ceiling.loopback") or {}).get("tool", "")
-    sanic = get("ceiling.sanic", "rate")
-    webhook = get("ceiling.webhook", "rate")
-    sql_rows = get("ceiling.sqlite", "rows_per_s_tx100")
-    h_enq, h_e2e = get("huey.w1", "enqueue_rate"), get("huey.w1", "e2e_rate")
-    lo, hi = (f"{p[0]:g}/s" for p in s.w2_phases)
-    h_w2 = [[get("huey.w2", "phases", i, k) for k in ("p50_ms", "p99_ms")] for i in range(2)]
-    m_w2 = [[get("mininq.w2", "phases", i, k) for k in ("p50_ms", "p99_ms")] for i in range(2)]
-    w1_enq, w1_e2e = get("mininq.w1", "enqueue_rate"), get("mininq.w1", "e2e_rate")
-    scale_n = get("mininq.scale", "fill", "jobs") or s.scale_jobs
-
-    def below(limit: float) -> Callable[[Row], bool]:
-        return lambda r: r.value <= limit and (r.huey is None or r.value < r.huey)
-
-    rows = [
-        Row("ceiling", f"loopback HTTP to the receiver ({loop_tool})",
-            get("ceiling.loopback", "rate"), "req/s"),
-        Row("ceiling", "loopback HTTP to nginx, reference (wrk -t1 -c32)",
-            get("ceiling.nginx", "rate"), "req/s"),
-        Row("ceiling", "webhook client alone (aiohttp, 64 in flight, uvloop)", webhook,
-            "req/s"),
-        Row("ceiling", "Sanic alone (1 worker, POST JSON → 201, 32 connections)", sanic,
-            "req/s"),
-        Row("ceiling", "SQLite alone: commits of one job row", get("ceiling.sqlite",
-                                                                 "commits_per_s"), "commits/s"),
-        Row("ceiling", "SQLite alone: job rows in transactions of 100", sql_rows, "rows/s"),
-        Row("huey", f"W1 enqueue, {s.jobs:,} tasks (1 producer)", h_enq, "jobs/s"),
-        Row("huey", "W1 end-to-end", h_e2e, "jobs/s"),
-        Row("huey", f"W2 p50 at {lo}", h_w2[0][0], "ms"),
-        Row("huey", f"W2 p99 at {lo}", h_w2[0][1], "ms"),
-        Row("huey", f"W2 p50 at {hi}", h_w2[1][0], "ms"),
-        Row("huey", f"W2 p99 at {hi}", h_w2[1][1], "ms"),
-        Row("W1", f"enqueue, {s.jobs:,} single POSTs", w1_enq, "jobs/s", sanic,
-            "Sanic alone", h_enq, "≥ 50 % of Sanic alone", lambda r: r.vs_ceiling >= 0.5),
-        Row("W1", "end-to-end", w1_e2e, "jobs/s", webhook, "webhook client", h_e2e,
-            "≥ 2× huey (goal 3×)", lambda r: r.vs_huey >= 2),
-        Row("W1b", "enqueue, /jobs/batch of 100", get("mininq.w1b", "enqueue_rate"),
-            "jobs/s", sql_rows, "SQLite tx of 100", h_enq, "≥ 20 % of SQLite tx of 100",
-            lambda r: r.vs_ceiling >= 0.2),
-        Row("W1b", "end-to-end", get("mininq.w1b", "e2e_rate"), "jobs/s", webhook,
-            "webhook client", h_e2e, "≥ 4× huey, ≥ 50 % of webhook client",
-            lambda r: r.vs_huey >= 4 and r.vs_ceiling >= 0.5),
-        Row("W2", f"201 → arrival p50 at {lo}", m_w2[0][0], "ms", huey=h_w2[0][0],
-            target="≤ 2 ms, below huey", check=below(2)),
-        Row("W2", f"201 → arrival p99 at {lo}", m_w2[0][1], "ms", huey=h_w2[0][1],
-            target="≤ 10 ms, below huey", check=below(10)),
-        Row("W2", f"201 → arrival p50 at {hi}", m_w2[1][0], "ms", huey=h_w2[1][0],
-            target="below huey", check=below(float("inf"))),
-        Row("W2", f"201 → arrival p99 at {hi}", m_w2[1][1], "ms", huey=h_w2[1][1],
-            target="≤ 20 ms, below huey", check=below(20)),
-        Row("delayed", f"lateness p50, {s.delayed_jobs:,} jobs over {s.delayed_spread_s:g} s",
-            get("mininq.delayed", "p50_ms"), "ms"),
-        Row("delayed", "lateness p99", get("mininq.delayed", "p99_ms"), "ms",
-            target="≤ 10 ms", check=lambda r: r.value <= 10),
-        Row("scale", f"insert {scale_n:,} pending jobs (/jobs/batch of 1000)",
-            get("mininq.scale", "fill", "seconds"), "s"),
-        Row("scale", "insert rate", get("mininq.scale", "fill", "rate"), "jobs/s"),
-        Row("scale", f"W1 enqueue beside {scale_n:,} pending",
-            get("mininq.scale", "w1", "enqueue_rate"), "jobs/s", w1_enq, "empty database",
-            target="≥ 80 % of empty", check=lambda r: r.vs_ceiling >= 0.8),
-        Row("scale", f"W1 end-to-end beside {scale_n:,} pending",
-            get("mininq.scale", "w1", "e2e_rate"), "jobs/s", w1_e2e, "empty database",
-            target="≥ 80 % of empty", check=lambda r: r.vs_ceiling >= 0.8),
-        Row("scale", "GET /jobs?status=pending&limit=50 p50", get("mininq.scale", "list",
-                                                                  "p50_ms"), "ms",
-            target="≤ 20 ms", check=lambda r: r.value <= 20),
-        Row("scale", "GET /jobs?status=pending&limit=50 p99", get("mininq.scale", "list",
-                                                                  "p99_ms"), "ms",
-            target="≤ 20 ms", check=lambda r: r.value <= 20),
-        Row("resources", f"idle CPU, all processes, over {s.idle_s:g} s",
-            get("mininq.w1", "idle", "cpu_percent"), "%", target="≤ 1 % of a core",
-            check=lambda r: r.value <= 1.0),
-        Row("resources", "RSS idle, all processes", get("mininq.w1", "idle", "rss_bytes"),
-            "MB", target="≤ 150 MB", check=lambda r: r.value <= 150e6),
-        Row("resources", "PSS idle, all processes (shared pages split)",
-            get("mininq.w1", "idle", "pss_bytes"), "MB"),
-        Row("resources", "RSS right after W1, all processes",
-            get("mininq.w1", "rss_after_bytes"), "MB", target="≤ 300 MB",
-            check=lambda r: r.value <= 300e6),
-        Row("resources", "PSS right after W1, all processes",
-            get("mininq.w1", "pss_after_bytes"), "MB"),
-    ]
-    keys = {"ceiling": None, "huey": None, "W1": "mininq.w1", "W1b": "mininq.w1b",
-            "W2": "mininq.w2", "delayed": "mininq.delayed", "scale": "mininq.scale",
-            "resources": "mininq.w1"}
-    kept = []
-    for r in rows:
-        key = keys[r.workload]
-        if key is None:
-            if r.value is not None:
-                kept.append(r)
-        elif key in errors:
-            r.failed = True
-            kept.append(r)
-        elif key in res:
-            kept.append(r)
-    return kept
-
-
-METHOD = """\
-## How it is measured
-
-- **Receiver.** Every system delivers to the same receiver: a minimal HTTP/1.1
-  keep-alive server of our own (`bench/receiver.py`, raw asyncio protocol on
-  uvloop) in its own process. It records `(X-Mininq-Job-Id, time.time())` for
-  each delivery, which the latency workloads need and which tells the
-  throughput workloads when the last delivery arrived; nginx with
-  `access_log off` can tell neither. Its loopback ceiling is measured with wrk
-  in the same run, beside nginx's (one worker), to show it is not what bounds
-  the figures.
-- **Load client.** `bench/loadclient.py`, a raw asyncio HTTP/1.1 client in its
-  own process (so its CPU is not counted as the server's), 32 keep-alive
-  connections. The Sanic-alone ceiling is driven by the same client and body as
-  W1.
-- **mininq** is started as users start it (`dist/mininq serve` when built, else
-  `python -m mininq serve`) in a fresh temp dir and database per workload, log
-  level info (one line per delivery) to a file. Each workload's queue is
-  created with `max_concurrency` 64 (= `worker.concurrency`).
-- **huey** 32-thread consumer (`worker_type="thread"`, default polling) on
-  SqliteHuey with WAL and `synchronous=NORMAL`; a producer process enqueues
-  in-process; each task POSTs the same payload through a per-thread urllib3
-  PoolManager.
-- **W1**: jobs POSTed one per request; enqueue rate = jobs / time from the
-  first POST to the last 201; end-to-end = jobs / time from the first POST to
-  the last arrival. **W1b**: the same through `/jobs/batch`, 100 per request.
-- **W2**: open loop at each rate; latency from the client reading the 201 (for
-  huey: the enqueue call returning) to the arrival; an arrival before the 201
-  was read counts as 0 ms. **delayed**: lateness = arrival − `run_at`.
-- **scale**: the backlog goes into a paused queue through `/jobs/batch`
-  (1000 per request, 4 connections), then W1 runs in another queue, then
-  `GET /jobs?status=pending&limit=50` is timed sequentially.
-- **resources**: utime+stime and RSS from `/proc` for the server process and
-  all its descendants, idle after start-up, and RSS right after W1.
-- The machine's cores are shared by the client, the receiver and mininq's
-  processes: the ratios to the ceilings, measured in the same run, are what
-  carry over to other machines.
-"""
-
-
-def render_doc(rows: list[Row], info: dict[str, str], s: Settings, errors: dict[str, str],
-               server: str) -> str:
-    parts = [
-        "# Benchmarks",
-        "",
-        ("Written by `just bench` (`python -m bench`); reproduce with `just bench` on a "
-         "checkout with the project's dependencies plus `pip install -e .[bench]` "
-         "(huey, urllib3); Debian's `wrk` and `nginx` are used when installed."),
-        "",
-        "## Machine",
-        "",
-        machine_lines(info),
-        f"- mininq {info['mininq']}, started as `{server}`" if server else
-        f"- mininq {info['mininq']}",
-        "",
-        "## Results" + (" (smoke run: tiny sizes, figures not meaningful)" if s.smoke else ""),
-        "",
-        table(rows),
-        "",
-    ]
-    if errors:
-        parts += ["## Workloads that failed", ""]
-        parts += [f"- `{name}`: {msg}" for name, msg in errors.items()]
-        parts.append("")
-    parts.append(METHOD)
-    return "\n".join(parts)
 
 
 def _loadavg() -> str:

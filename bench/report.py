@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from bench.settings import Settings
+
 
 @dataclass
 class Row:
@@ -134,3 +136,71 @@ def machine_lines(info: dict[str, str]) -> str:
         (f"- Sanic {info['sanic']}, aiohttp {info['aiohttp']}, "
          f"aiosqlite {info['aiosqlite']}, uvloop {info['uvloop']}, huey {info['huey']}"),
     ])
+
+
+METHOD = """\
+## How it is measured
+
+- **Receiver.** Every system delivers to the same receiver: a minimal HTTP/1.1
+  keep-alive server of our own (`bench/receiver.py`, raw asyncio protocol on
+  uvloop) in its own process. It records `(X-Mininq-Job-Id, time.time())` for
+  each delivery, which the latency workloads need and which tells the
+  throughput workloads when the last delivery arrived; nginx with
+  `access_log off` can tell neither. Its loopback ceiling is measured with wrk
+  in the same run, beside nginx's (one worker), to show it is not what bounds
+  the figures.
+- **Load client.** `bench/loadclient.py`, a raw asyncio HTTP/1.1 client in its
+  own process (so its CPU is not counted as the server's), 32 keep-alive
+  connections. The Sanic-alone ceiling is driven by the same client and body as
+  W1.
+- **mininq** is started as users start it (`dist/mininq serve` when built, else
+  `python -m mininq serve`) in a fresh temp dir and database per workload, log
+  level info (one line per delivery) to a file. Each workload's queue is
+  created with `max_concurrency` 64 (= `worker.concurrency`).
+- **huey** 32-thread consumer (`worker_type="thread"`, default polling) on
+  SqliteHuey with WAL and `synchronous=NORMAL`; a producer process enqueues
+  in-process; each task POSTs the same payload through a per-thread urllib3
+  PoolManager.
+- **W1**: jobs POSTed one per request; enqueue rate = jobs / time from the
+  first POST to the last 201; end-to-end = jobs / time from the first POST to
+  the last arrival. **W1b**: the same through `/jobs/batch`, 100 per request.
+- **W2**: open loop at each rate; latency from the client reading the 201 (for
+  huey: the enqueue call returning) to the arrival; an arrival before the 201
+  was read counts as 0 ms. **delayed**: lateness = arrival − `run_at`.
+- **scale**: the backlog goes into a paused queue through `/jobs/batch`
+  (1000 per request, 4 connections), then W1 runs in another queue, then
+  `GET /jobs?status=pending&limit=50` is timed sequentially.
+- **resources**: utime+stime and RSS from `/proc` for the server process and
+  all its descendants, idle after start-up, and RSS right after W1.
+- The machine's cores are shared by the client, the receiver and mininq's
+  processes: the ratios to the ceilings, measured in the same run, are what
+  carry over to other machines.
+"""
+
+
+def render_doc(rows: list[Row], info: dict[str, str], s: Settings, errors: dict[str, str],
+               server: str) -> str:
+    parts = [
+        "# Benchmarks",
+        "",
+        ("Written by `just bench` (`python -m bench`); reproduce with `just bench` on a "
+         "checkout with the project's dependencies plus `pip install -e .[bench]` "
+         "(huey, urllib3); Debian's `wrk` and `nginx` are used when installed."),
+        "",
+        "## Machine",
+        "",
+        machine_lines(info),
+        f"- mininq {info['mininq']}, started as `{server}`" if server else
+        f"- mininq {info['mininq']}",
+        "",
+        "## Results" + (" (smoke run: tiny sizes, figures not meaningful)" if s.smoke else ""),
+        "",
+        table(rows),
+        "",
+    ]
+    if errors:
+        parts += ["## Workloads that failed", ""]
+        parts += [f"- `{name}`: {msg}" for name, msg in errors.items()]
+        parts.append("")
+    parts.append(METHOD)
+    return "\n".join(parts)
