@@ -19,9 +19,16 @@ def _base_url(request: Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def _part(name: str, **context) -> Markup:
-    """A fragment rendered into the page, with the version its first poll sends back."""
-    return Markup(versioned(render(name, **context))[0])
+def _part(name: str, oob: bool = False, **context) -> Markup:
+    """A fragment rendered into the page, with the version its first poll sends back.
+
+    For fragments whose polls also carry out-of-band parts (`oob`), the page
+    holds those parts elsewhere, but the version is that of the polled form,
+    so the first poll finds nothing new.
+    """
+    body = render(name, **context)
+    tag = versioned(render(name, oob=True, **context))[1] if oob else None
+    return Markup(versioned(body, tag)[0])
 
 
 @bp.get("/dashboard", strict_slashes=False)
@@ -43,9 +50,9 @@ async def page(request: Request) -> HTTPResponse:
         statuses=views.STATUSES,
         htmx_version=HTMX_VERSION,
         signed_in=bool(app.ctx.config.server.api_token) and SESSION_COOKIE in request.cookies,
-        stats_html=_part("_stats.html", **stats),
+        stats_html=_part("_stats.html", oob=True, **stats),
         engine_up=stats["engine_up"],
-        queues_html=_part("_queues.html", **queues),
+        queues_html=_part("_queues.html", oob=True, **queues),
         jobs_html=_part("_jobs.html", base_url=_base_url(request), **await data.jobs(app, flt)),
         detail_html=detail,
         schedules_html=_part("_schedules.html", **await data.schedules(app)),

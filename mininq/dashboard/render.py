@@ -59,9 +59,10 @@ def html(body: str, status: int = 200, headers: dict[str, str] | None = None) ->
     )
 
 
-def versioned(body: str) -> tuple[str, str]:
-    """(HTML with its hidden version input appended, the version)."""
-    tag = hashlib.blake2b(body.encode(), digest_size=8).hexdigest()
+def versioned(body: str, tag: str | None = None) -> tuple[str, str]:
+    """(HTML with its hidden version input appended, the version: a hash of `body`
+    unless given)."""
+    tag = tag or hashlib.blake2b(body.encode(), digest_size=8).hexdigest()
     # `tag` is hex: nothing to escape. (Not `body + Markup(...)`: that would escape `body`.)
     return f'{body}<input type="hidden" name="v" value="{tag}">', tag
 
