@@ -59,19 +59,24 @@ def wrk_rate(url: str, seconds: float, connections: int = 32) -> float | None:
 
 
 def loopback(receiver: receiver_mod.Receiver, seconds: float, count: int) -> dict:
-    """Loopback HTTP to our receiver: wrk when installed, else our load client."""
+    """Loopback HTTP to our receiver: wrk when installed, and our load client.
+
+    The load client's figure also shows how far it is from limiting the
+    workloads it drives.
+    """
     receiver.reset()
-    rate = wrk_rate(receiver.url, seconds)
-    tool = "wrk -t1 -c32"
-    if rate is None:
-        result = run_json("bench.loadclient", {
-            "mode": "burst", "port": receiver.port, "path": "/hook",
-            "bodies": [json.dumps(PAYLOAD)], "count": count, "connections": 32,
-        })
-        rate = count / (result["end"] - result["start"])
-        tool = "bench.loadclient, 32 connections"
+    wrk = wrk_rate(receiver.url, seconds)
     receiver.reset()
-    return {"rate": rate, "tool": tool}
+    result = run_json("bench.loadclient", {
+        "mode": "burst", "port": receiver.port, "path": "/hook",
+        "bodies": [json.dumps(PAYLOAD)], "count": count, "connections": 32,
+    })
+    receiver.reset()
+    client = count / (result["end"] - result["start"])
+    if wrk is None:
+        return {"rate": client, "tool": "bench.loadclient, 32 connections",
+                "client_rate": client}
+    return {"rate": wrk, "tool": "wrk -t1 -c32", "client_rate": client}
 
 
 NGINX_CONF = """worker_processes 1;

@@ -151,8 +151,13 @@ METHOD = """\
   the figures.
 - **Load client.** `bench/loadclient.py`, a raw asyncio HTTP/1.1 client in its
   own process (so its CPU is not counted as the server's), 32 keep-alive
-  connections. The Sanic-alone ceiling is driven by the same client and body as
-  W1.
+  connections; its own rate against the receiver is a row of the table. The
+  Sanic-alone ceiling is driven by the same client and body as W1.
+- **Webhook client ceiling**: aiohttp `ClientSession` with 64 requests in
+  flight on uvloop, the loop policy mininq's engine and Sanic use, POSTing the
+  same payload and `X-Mininq-*` headers to the receiver.
+- **SQLite ceiling**: Python's `sqlite3`, WAL, `synchronous=NORMAL`, a table
+  with mininq's job columns, its primary key and one partial claim index.
 - **mininq** is started as users start it (`dist/mininq serve` when built, else
   `python -m mininq serve`) in a fresh temp dir and database per workload, log
   level info (one line per delivery) to a file. Each workload's queue is

@@ -38,6 +38,8 @@ def build_rows(res: dict[str, dict], s: Settings, errors: dict[str, str]) -> lis
     rows = [
         Row("ceiling", f"loopback HTTP to the receiver ({loop_tool})",
             get("ceiling.loopback", "rate"), "req/s"),
+        Row("ceiling", "load client alone → receiver (bench.loadclient, 32 connections)",
+            get("ceiling.loopback", "client_rate"), "req/s"),
         Row("ceiling", "loopback HTTP to nginx, reference (wrk -t1 -c32)",
             get("ceiling.nginx", "rate"), "req/s"),
         Row("ceiling", "webhook client alone (aiohttp, 64 in flight, uvloop)", webhook,
