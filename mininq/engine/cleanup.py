@@ -78,7 +78,8 @@ async def clean(store: Store, worker: WorkerConfig,
 async def run_cleanup(store: Store, worker: WorkerConfig, signal: Signal,
                       stopping: Callable[[], bool]) -> None:
     """Clean once shortly after start, then every `cleanup_interval_secs`."""
-    await signal.wait(START_DELAY_S)  # let start-up (recovery, first deliveries) go first
+    # let start-up (recovery, first deliveries) go first
+    await signal.wait(min(START_DELAY_S, worker.cleanup_interval_secs))
     while not stopping():
         await clean(store, worker, stopping)
         await signal.wait(worker.cleanup_interval_secs)
