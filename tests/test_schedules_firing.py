@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -384,3 +386,59 @@ def test_five_field_expression_fires_at_second_zero(
     print(f"\n5-field schedule: fired {late} ms after second 0")
     assert 0 <= late < 1000
     receiver.wait_for(path, 1, timeout=5)
+
+
+# --- measurement (opt-in): firing lateness over a minute -----------------------------------
+
+
+def percentiles(values: list[int]) -> str:
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return (f"p50={q[49]:.0f} p90={q[89]:.0f} p99={q[98]:.0f} max={max(values)} ms "
+            f"(n={len(values)})")
+
+
+@pytest.mark.skipif(not os.environ.get("MININQ_MEASURE_LATENESS"),
+                    reason="one minute per run: set MININQ_MEASURE_LATENESS=1")
+@pytest.mark.parametrize("load_rps", [0, 200])
+def test_lateness_over_a_minute(make_server, receiver: Receiver, qname: str,
+                                load_rps: int) -> None:
+    """An every-second schedule for 60 s, alone or beside a steady stream of
+    enqueued jobs; prints the lateness of the fires and of their deliveries."""
+    srv = make_server()
+    api = srv.client()
+    stop = threading.Event()
+    posted = [0]
+
+    def load() -> None:
+        client, url = srv.client(), receiver.url(receiver.new_path())
+        next_at = time.monotonic()
+        while not stop.is_set():
+            client.post("/jobs", json={"queue_name": f"{qname}-load", "callback_url": url})
+            posted[0] += 1
+            next_at += 1 / load_rps
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        client.close()
+
+    loader = threading.Thread(target=load, daemon=True)
+    if load_rps:
+        loader.start()
+    schedule, path = create(api, receiver, qname)
+    time.sleep(60.5)
+    disable(api, schedule["id"])
+    stop.set()
+    if load_rps:
+        loader.join(10)
+
+    jobs = jobs_of(api, schedule["id"])
+    due = due_times(srv, schedule["id"], jobs)
+    assert_one_job_per_fire_time(jobs, due)
+    assert len(jobs) >= 60
+    created = lateness(jobs, due)
+    committed = [e["late_ms"] for e in fired_lines(srv, schedule["id"])]
+    hits = {h.headers["x-mininq-job-id"]: h for h in receiver.wait_for(path, len(jobs))}
+    delivered = [round(hits[j["id"]].received_at * 1000) - due[j["id"]] for j in jobs]
+    print(f"\nevery-second schedule for 60 s, beside {posted[0] / 60.5:.0f} enqueues/s:"
+          f"\n  job created_at - fire time:  {percentiles(created)}"
+          f"\n  commit - fire time (late_ms): {percentiles(committed)}"
+          f"\n  delivery at the receiver:     {percentiles(delivered)}")
+    assert max(created) < 1000
