@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import sqlite3
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +296,41 @@ def test_file_stops_growing_under_a_steady_load(
     assert all(free >= 100 for _, _, free in seen), seen
     for (_, _, freed), (_, with_jobs, _) in itertools.pairwise(seen):
         assert with_jobs < freed / 2, seen
+
+
+# --- measurement (opt-in): enqueue latency while a big cleanup runs -------------------------
+
+
+@pytest.mark.skipif(not os.environ.get("MININQ_MEASURE_CLEANUP"),
+                    reason="builds a big database: set MININQ_MEASURE_CLEANUP=1")
+def test_enqueue_latency_during_a_big_cleanup(tmp_path: Path, receiver: Receiver) -> None:
+    """100,000 finished jobs past retention are deleted while a client enqueues
+    one job after another; prints the enqueue latency during the cleanup."""
+    server = MininqServer(tmp_path / "big", config_toml=CONFIG)
+    conn = connect_sync(str(server.db_path))
+    migrate(conn)
+    for _ in range(100):
+        make_finished(conn, "old", 1000, ["completed"], NOW)
+    conn.execute("UPDATE jobs SET updated_at = ?", (int(time.time() * 1000) - 2 * DAY_MS,))
+    conn.close()
+    url = receiver.url(receiver.new_path())
+    with server:
+        client = server.client()
+        samples: list[tuple[float, float]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            started = time.time()
+            client.post("/jobs", json={"queue_name": "new", "callback_url": url}).expect(201)
+            samples.append((started, (time.time() - started) * 1000))
+            if any('"retention cleanup"' in line for line in server.log_tail(5).splitlines()):
+                break
+        event = next(json.loads(line) for line in server.log_text().splitlines()
+                     if '"retention cleanup"' in line)
+    end = time.mktime(time.strptime(event["ts"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    window = [ms for t, ms in samples if end - event["duration_ms"] / 1000 - 1 <= t <= end + 1]
+    q = statistics.quantiles(window, n=100, method="inclusive")
+    slowest = sorted(((ms, round(t - end, 2)) for t, ms in samples), reverse=True)[:5]
+    print(f"\ncleanup: {event}\nenqueue latency while it ran: p50={q[49]:.1f} "
+          f"p99={q[98]:.1f} max={max(window):.1f} ms (n={len(window)}); slowest (ms, s "
+          f"from the cleanup's end): {[(round(ms), at) for ms, at in slowest]}")
+    assert event["deleted"] == 100_000
