@@ -74,10 +74,12 @@ def test_counts_follow_every_write(tmp_path, seed):
                  "outcome": rnd.choice(["completed", "retry", "dead"])}
                 for r in rnd.sample(running, k=min(len(running), rnd.randint(0, 5)))
             ]
-            if outcomes and rnd.random() < 0.3:
-                tx(conn, dispatch.reap, now, now + 10**9)  # some outcomes arrive too late
+            late = bool(outcomes) and rnd.random() < 0.3
+            if late:
+                tx(conn, dispatch.reap, now, now + 10**9)  # these outcomes arrive too late
             if outcomes:
-                tx(conn, dispatch.finish, outcomes, now)
+                changed = tx(conn, dispatch.finish, outcomes, now)
+                assert changed == (0 if late else len(outcomes))
         elif op == "reap":
             tx(conn, dispatch.reap, now, now - rnd.randint(0, 200))
         elif op in ("cancel", "retry"):
