@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pytest
 from support import ApiClient, MininqServer, Receiver, Reply, Response, wait_until
 
+from mininq.dashboard import views
+
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 HTMX_URL = "/static/htmx-2.0.11.min.js"
@@ -321,3 +323,60 @@ def test_sign_in_flow(secured: MininqServer) -> None:
 def test_login_without_token_configured_just_redirects(api: ApiClient) -> None:
     resp = api.post("/dashboard/login", raw=b"token=anything", headers=FORM)
     assert resp.status == 303 and "set-cookie" not in resp.headers
+
+
+# -- the pure view helpers --------------------------------------------------------------
+
+ID = "01a21f62-e714-7088-a4a6-46db42e68{:03d}"
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(None, "—"), (0, "0 ms"), (850, "850 ms"), (1250, "1.25 s"), (30_000, "30 s"),
+     (300_000, "5 min"), (125_000, "2 min 5 s"), (3_600_000, "1 h"), (12_000_000, "3 h 20 min")],
+)
+def test_duration(ms: int | None, text: str) -> None:
+    assert views.duration(ms) == text
+
+
+def test_times_in_utc_and_in_a_schedules_zone() -> None:
+    winter = 1795856400000  # 2026-11-28T09:00:00Z
+    assert views.abs_time(winter) == "2026-11-28 09:00:00 UTC"
+    assert views.iso(winter) == "2026-11-28T09:00:00.000Z"
+    assert views.zone_time(winter, "Europe/Prague") == "2026-11-28 10:00:00 CET"
+    summer = winter - 150 * 86_400_000
+    assert views.zone_time(summer, "Europe/Prague").endswith(" 11:00:00 CEST")
+    assert views.zone_time(winter, "Not/AZone") == "2026-11-28 09:00:00 UTC"
+
+
+def test_pretty_json_and_headers() -> None:
+    assert views.pretty_json('{"a":[1,2]}') == '{\n  "a": [\n    1,\n    2\n  ]\n}'
+    assert views.pretty_json("not json <b>") == "not json <b>"  # escaped by the template
+    assert views.header_pairs('{"b":"2","a":"1"}') == [("a", "1"), ("b", "2")]
+    assert views.header_pairs(None) == [] and views.header_pairs("[1]") == []
+    assert views.short_id(ID.format(1)) == "42e68001"
+
+
+def test_keyset_paging_walks_back_and_forth() -> None:
+    first = views.JobFilter(queue="q", status="dead")
+    assert first.page == 1 and first.cursor_params() == {}
+    second = first.older(ID.format(950))
+    assert second.page == 2 and second.cursor_params() == {"after": ID.format(950), "trail": ""}
+    third = second.older(ID.format(900))
+    assert third.page == 3 and third.trail == (ID.format(950),)
+    assert third.newer() == second and second.newer() == first
+    assert third.query(job=ID.format(1)) == {
+        "queue": "q", "status": "dead", "after": ID.format(900), "trail": ID.format(950),
+        "job": ID.format(1),
+    }
+
+
+def test_filters_drop_what_cannot_be_valid() -> None:
+    def parse(**args: str) -> views.JobFilter:
+        return views.parse_filter(args, lambda v: v.lower().startswith("01a2"), lambda n: "<" not in n)
+
+    assert parse(queue=XSS, status=XSS, after=XSS) == views.JobFilter()
+    assert parse(queue=" q ", status="pending") == views.JobFilter("q", "pending")
+    assert parse(trail=ID.format(1)) == views.JobFilter()  # a trail without a cursor
+    cursor = parse(after=ID.format(2).upper(), trail=f"x,{ID.format(3)}")
+    assert cursor == views.JobFilter(after=ID.format(2), trail=(ID.format(3),))

@@ -55,6 +55,12 @@ async def login(request: Request) -> HTTPResponse:
     return response
 
 
+@bp.get("/dashboard/login")
+async def login_page(request: Request) -> HTTPResponse:
+    """A reload or bookmark of the sign-in URL: the dashboard asks again if it must."""
+    return _redirect_home()
+
+
 @bp.post("/dashboard/logout")
 async def logout(request: Request) -> HTTPResponse:
     response = _redirect_home()
