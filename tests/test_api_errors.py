@@ -31,7 +31,9 @@ BODY_ROUTES = [
 
 def assert_error_shape(resp: Response, status: int | None = None) -> dict:
     """A JSON error body whose `status` is the HTTP status; never a 5xx."""
-    assert resp.status < 500, f"server error: {resp.method} {resp.path} -> {resp.status} {resp.text}"
+    assert resp.status < 500, (
+        f"server error: {resp.method} {resp.path} -> {resp.status} {resp.text}"
+    )
     if status is not None:
         assert resp.status == status, resp
     assert resp.headers.get("content-type", "").startswith("application/json"), resp.headers
@@ -128,7 +130,9 @@ def _raw_exchange(server: MininqServer, request: bytes) -> tuple[int, dict]:
             data += sock.recv(65536) or b""
         head, _, rest = data.partition(b"\r\n\r\n")
         headers = dict(
-            line.decode().lower().split(": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
+            line.decode().lower().split(": ", 1)
+            for line in head.split(b"\r\n")[1:]
+            if b": " in line
         )
         length = int(headers.get("content-length", 0))
         while len(rest) < length:
@@ -256,7 +260,13 @@ def _path_segment(rng: random.Random) -> str:
     else:
         text = "".join(chr(rng.randint(1, 0x2FFF)) for _ in range(rng.randint(1, 20)))
     safe = string.ascii_letters + string.digits + "-._~:@!$&'()*+,;="
-    return "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass")) for c in text) or "x"
+    return (
+        "".join(
+            c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+            for c in text
+        )
+        or "x"
+    )
 
 
 def _body(rng: random.Random, targets: dict[str, str]) -> tuple[Any, bytes | None]:
@@ -287,7 +297,9 @@ def _query(rng: random.Random) -> dict[str, str]:
     return {rng.choice(keys) or "k": rng.choice(WEIRD_STRINGS) for _ in range(rng.randint(0, 4))}
 
 
-def fuzz_requests(rng: random.Random, targets: dict[str, str]) -> Iterator[Callable[[ApiClient], Response]]:
+def fuzz_requests(
+    rng: random.Random, targets: dict[str, str]
+) -> Iterator[Callable[[ApiClient], Response]]:
     for _ in range(FUZZ_REQUESTS):
         template, allowed = rng.choice(ROUTES)
         method = rng.choice(allowed.split() if rng.random() < 0.85 else METHODS)

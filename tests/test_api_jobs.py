@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -39,7 +39,7 @@ def assert_error(resp: Response, status: int, field: str | None = None) -> str:
 
 
 def ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 def paused_queue(api: ApiClient, name: str, **settings: Any) -> dict:
@@ -537,8 +537,8 @@ def test_attempts_of_a_job_not_yet_tried_is_an_empty_list(api, qname):
 
 def test_times_are_utc_with_milliseconds(api, qname):
     paused_queue(api, qname)
-    before = datetime.now(timezone.utc).timestamp() * 1000
+    before = datetime.now(UTC).timestamp() * 1000
     job = create(api, qname)
-    after = datetime.now(timezone.utc).timestamp() * 1000
+    after = datetime.now(UTC).timestamp() * 1000
     created = ms(job["created_at"])
     assert before - 1000 <= created <= after + 1000, (before, job["created_at"], after)

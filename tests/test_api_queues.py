@@ -341,4 +341,3 @@ def test_every_route_of_an_unknown_queue_is_404(api, qname, method, suffix, body
     resp = api.request(method, f"/queues/{name}{suffix}", json=body)
     assert_error(resp, 404)
     assert_error(api.get(f"/queues/{name}"), 404)  # nothing made it exist
-

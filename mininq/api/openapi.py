@@ -1,0 +1,652 @@
+"""GET /openapi.json: an OpenAPI 3.1 description of every route of the HTTP API.
+
+Written by hand as plain data, so it costs no dependency. Bounds and enums
+come from `validate`, so the document and the validation can't disagree;
+the tests compare the paths with the app's router and check real responses
+against these schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sanic import Blueprint, HTTPResponse, Request
+
+from mininq import __version__
+from mininq.api import validate as v
+
+bp = Blueprint("openapi")
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+MAX_DELAY_MS = 10 * 365 * 86_400_000  # mirrors the delay_ms bound in validate.job_create
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
+STATUSES = list(v.JOB_STATUSES)
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    """The same schema, also allowing JSON null (3.1 style: a type list, or anyOf)."""
+    if "type" in schema and isinstance(schema["type"], str):
+        out = dict(schema)
+        out["type"] = [schema["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        return out
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _int(lo: int | None = None, hi: int | None = None, description: str = "") -> Schema:
+    out: Schema = {"type": "integer"}
+    if lo is not None:
+        out["minimum"] = lo
+    if hi is not None:
+        out["maximum"] = hi
+    if description:
+        out["description"] = description
+    return out
+
+
+def _obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    out: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    out.update(extra)
+    return out
+
+
+def _closed(properties: dict[str, Schema], **extra: Any) -> Schema:
+    """A response object: every listed field is always present, nothing else."""
+    return _obj(properties, list(properties), **extra)
+
+
+TIME: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-27T10:00:01.234Z",
+}
+ID: Schema = {
+    "type": "string",
+    "format": "uuid",
+    "description": "UUIDv7: id order is creation order",
+}
+URL: Schema = {
+    "type": "string",
+    "format": "uri",
+    "minLength": 1,
+    "maxLength": 2048,
+    "description": "absolute http or https URL",
+}
+QUEUE_NAME: Schema = {"type": "string", "pattern": v.QUEUE_NAME.pattern}
+BACKOFF: Schema = {"type": "string", "enum": list(v.BACKOFFS)}
+HEADERS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "maxLength": 8192},
+    "maxProperties": 64,
+    "description": "added to the delivery; names mininq sets itself (Content-Type, "
+    "User-Agent, X-Mininq-*, webhook-*, hop-by-hop headers) are refused",
+}
+ANY: Schema = {"description": "any JSON value"}
+MAX_RETRIES: Schema = _int(0, v.MAX_RETRIES, "retries after the first attempt")
+DELAY_BOUND = v.MAX_TIMEOUT_MS * 30
+TIMEOUT: Schema = _int(1, v.MAX_TIMEOUT_MS, "delivery timeout in ms")
+RATE: Schema = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}
+
+JOB_DEFAULTS: dict[str, Schema] = {
+    "max_retries": MAX_RETRIES,
+    "retry_backoff": BACKOFF,
+    "base_delay_ms": _int(0, DELAY_BOUND),
+    "max_delay_ms": _int(0, DELAY_BOUND),
+    "timeout_ms": TIMEOUT,
+}
+
+JOB_CREATE = _obj(
+    {
+        "callback_url": URL,
+        "queue_name": {**QUEUE_NAME, "default": "default"},
+        "priority": _int(PRIORITY_MIN, PRIORITY_MAX, "higher first; default 0"),
+        "payload": {**ANY, "default": {}},
+        "headers": _nullable(HEADERS),
+        **{k: _nullable(s) for k, s in JOB_DEFAULTS.items()},
+        "idempotency_key": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
+        "delay_ms": _nullable(_int(0, MAX_DELAY_MS, "deliver no sooner than this from now")),
+        "run_at": _nullable(
+            {**TIME, "description": "deliver no sooner than this; not with delay_ms"}
+        ),
+    },
+    ["callback_url"],
+    description="Unset job defaults come from the queue, else from [defaults].",
+)
+
+JOB = _closed(
+    {
+        "id": ID,
+        "queue_name": QUEUE_NAME,
+        "status": {"type": "string", "enum": STATUSES},
+        "priority": _int(PRIORITY_MIN, PRIORITY_MAX),
+        "callback_url": URL,
+        "payload": ANY,
+        "headers": _nullable(HEADERS),
+        **JOB_DEFAULTS,
+        "idempotency_key": _nullable({"type": "string"}),
+        "attempt": _int(0, description="attempts started"),
+        "visible_at": TIME,
+        "started_at": _nullable(TIME),
+        "completed_at": _nullable(TIME),
+        "created_at": TIME,
+        "updated_at": TIME,
+        "result": _nullable({"type": "string", "description": "body of the 2xx answer"}),
+        "last_error": _nullable({"type": "string"}),
+        "schedule_id": _nullable(ID),
+    }
+)
+
+ATTEMPT = _closed(
+    {
+        "attempt": _int(1),
+        "started_at": TIME,
+        "duration_ms": _int(0),
+        "status_code": _nullable(_int(100, 599)),
+        "outcome": {"type": "string", "enum": ["completed", "retry", "dead"]},
+        "error": _nullable({"type": "string"}),
+    }
+)
+
+QUEUE_SETTINGS: dict[str, Schema] = {
+    "max_concurrency": _int(1, 100_000),
+    "rate_limit_rps": _nullable({**RATE, "description": "token bucket rate; null: unlimited"}),
+    "rate_limit_burst": _nullable({**RATE, "description": "bucket size; default max(1, rps)"}),
+    **{
+        k: _nullable({**s, "description": "null: back to [defaults]"})
+        for k, s in JOB_DEFAULTS.items()
+    },
+    "paused": {"type": "boolean"},
+}
+
+QUEUE_CREATE = _obj({"name": QUEUE_NAME, **QUEUE_SETTINGS}, ["name"])
+QUEUE_UPDATE = _obj(QUEUE_SETTINGS, minProperties=1)
+QUEUE = _closed(
+    {
+        "name": QUEUE_NAME,
+        "max_concurrency": _int(1),
+        "rate_limit_rps": _nullable({"type": "number"}),
+        "rate_limit_burst": _nullable({"type": "number"}),
+        "paused": {"type": "boolean"},
+        **JOB_DEFAULTS,
+        **{s: _int(0) for s in STATUSES},
+        "created_at": TIME,
+        "updated_at": TIME,
+    },
+    description="Effective settings (the queue's own value, else [defaults]) and job counts.",
+)
+
+SCHEDULE_FIELDS: dict[str, Schema] = {
+    "cron_expression": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 256,
+        "description": "6 fields seconds first, or the classic 5; names, steps, ranges, lists",
+    },
+    "callback_url": URL,
+    "queue_name": QUEUE_NAME,
+    "payload": ANY,
+    "headers": _nullable(HEADERS),
+    "max_retries": _nullable(MAX_RETRIES),
+    "timeout_ms": _nullable(TIMEOUT),
+    "timezone": {"type": "string", "description": "IANA zone name", "default": "UTC"},
+    "enabled": {"type": "boolean", "default": True},
+}
+SCHEDULE_CREATE = _obj(SCHEDULE_FIELDS, ["cron_expression", "callback_url"])
+SCHEDULE_UPDATE = _obj(
+    SCHEDULE_FIELDS,
+    minProperties=1,
+    description="A new cron_expression or timezone (or enabling) recomputes next_run_at.",
+)
+SCHEDULE = _closed(
+    {
+        "id": ID,
+        "cron_expression": {"type": "string"},
+        "timezone": {"type": "string"},
+        "callback_url": URL,
+        "queue_name": QUEUE_NAME,
+        "payload": ANY,
+        "headers": _nullable(HEADERS),
+        "max_retries": _nullable(_int(0)),
+        "timeout_ms": _nullable(_int(1)),
+        "enabled": {"type": "boolean"},
+        "last_run_at": _nullable(TIME),
+        "next_run_at": _nullable(TIME),
+        "created_at": TIME,
+        "updated_at": TIME,
+    }
+)
+
+COUNTS = {s: _int(0) for s in STATUSES}
+METRICS = _closed(
+    {
+        "uptime_secs": _int(0),
+        "version": {"type": "string"},
+        "jobs": _closed({"total": _int(0), **COUNTS}),
+        "queues": {
+            "type": "array",
+            "items": _closed(
+                {
+                    "name": QUEUE_NAME,
+                    "paused": {"type": "boolean"},
+                    "depth": _int(0, description="pending jobs"),
+                    "in_flight": _int(0, description="running jobs"),
+                }
+            ),
+        },
+        "schedules": _closed({"total": _int(0), "enabled": _int(0)}),
+    }
+)
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _closed(
+        {
+            "error": {"type": "string", "description": "what is wrong, naming the field"},
+            "status": _int(400, 599, "the HTTP status code"),
+        }
+    ),
+    "Health": _obj(
+        {
+            "status": {"type": "string", "enum": ["ok", "error"]},
+            "version": {"type": "string"},
+            "error": {"type": "string", "description": "only when status is error"},
+        },
+        ["status", "version"],
+    ),
+    "Metrics": METRICS,
+    "JobCreate": JOB_CREATE,
+    "Job": JOB,
+    "JobBatchCreate": _obj(
+        {
+            "jobs": {
+                "type": "array",
+                "items": _ref("JobCreate"),
+                "minItems": 1,
+                "maxItems": v.MAX_BATCH,
+            }
+        },
+        ["jobs"],
+    ),
+    "JobBatch": _closed({"jobs": {"type": "array", "items": _ref("Job")}}),
+    "JobCancelled": _closed({"status": {"const": "cancelled"}, "id": ID}),
+    "Attempt": ATTEMPT,
+    "QueueCreate": QUEUE_CREATE,
+    "QueueUpdate": QUEUE_UPDATE,
+    "Queue": QUEUE,
+    "QueueDeleted": _closed({"status": {"const": "deleted"}, "name": QUEUE_NAME}),
+    "RetriedCount": _closed({"retried": _int(0)}),
+    "PurgedCount": _closed({"purged": _int(0)}),
+    "ScheduleCreate": SCHEDULE_CREATE,
+    "ScheduleUpdate": SCHEDULE_UPDATE,
+    "Schedule": SCHEDULE,
+    "ScheduleDeleted": _closed({"status": {"const": "deleted"}, "id": ID}),
+}
+
+ERRORS = {
+    "400": (
+        "BadRequest",
+        "malformed JSON, a wrong type, an out-of-range value or an unknown field",
+    ),
+    "401": ("Unauthorized", "api_token is set and the request has no valid bearer token"),
+    "404": ("NotFound", "no such job, queue or schedule"),
+    "409": ("Conflict", "the change conflicts with the current state"),
+    "413": ("TooLarge", "the body is larger than server.max_body_bytes"),
+}
+
+
+def _json(schema: Schema) -> dict[str, Any]:
+    return {JSON: {"schema": schema}}
+
+
+def _ok(description: str, schema: Schema) -> dict[str, Any]:
+    return {"description": description, "content": _json(schema)}
+
+
+def _array(name: str) -> Schema:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _param(name: str, where: str, schema: Schema, description: str, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+PARAMETERS = {
+    "JobId": _param("id", "path", ID, "a job id"),
+    "QueueName": _param("name", "path", QUEUE_NAME, "a queue name"),
+    "ScheduleId": _param("id", "path", ID, "a schedule id"),
+    "Limit": _param(
+        "limit", "query", {**_int(1), "default": 50}, "page size; above 1000 means 1000"
+    ),
+    "Offset": _param("offset", "query", {**_int(0), "default": 0}, "rows to skip"),
+    "After": _param(
+        "after",
+        "query",
+        ID,
+        "keyset cursor: only rows older than this id (an id that no longer exists works too)",
+    ),
+}
+
+
+def _p(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    errors: tuple[str, ...] = (),
+    body: str | None = None,
+    parameters: list[dict] | None = None,
+    public: bool = False,
+    tag: str,
+) -> dict[str, Any]:
+    """One operation; every route but /health may answer 401, every body route 400 and 413."""
+    codes = set(errors) | ({"400", "413"} if body else set()) | (set() if public else {"401"})
+    out: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
+    for code in sorted(codes):
+        out["responses"][code] = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+    if body:
+        out["requestBody"] = {"required": True, "content": _json(_ref(body))}
+    if parameters:
+        out["parameters"] = parameters
+    if public:
+        out["security"] = []
+    return out
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/health": {
+        "get": _op(
+            "Liveness: answers 503 when the database can't be written",
+            {
+                "200": _ok("healthy", _ref("Health")),
+                "503": _ok("the database can't be written", _ref("Health")),
+            },
+            public=True,
+            tag="system",
+        )
+    },
+    "/jobs": {
+        "post": _op(
+            "Create a job",
+            {
+                "201": _ok("created and committed to disk", _ref("Job")),
+                "200": _ok("a job with this idempotency_key exists: that job", _ref("Job")),
+            },
+            body="JobCreate",
+            tag="jobs",
+        ),
+        "get": _op(
+            "List jobs, newest first",
+            {"200": _ok("jobs", _array("Job"))},
+            errors=("400",),
+            parameters=[
+                _param("queue", "query", QUEUE_NAME, "only this queue"),
+                _param("status", "query", {"type": "string", "enum": STATUSES}, "only this status"),
+                _param("schedule_id", "query", ID, "only jobs created by this schedule"),
+                _p("Limit"),
+                _p("Offset"),
+                _p("After"),
+            ],
+            tag="jobs",
+        ),
+    },
+    "/jobs/batch": {
+        "post": _op(
+            f"Create up to {v.MAX_BATCH} jobs in one transaction: all or none",
+            {"201": _ok("created, in the order given", _ref("JobBatch"))},
+            body="JobBatchCreate",
+            tag="jobs",
+        )
+    },
+    "/jobs/{id}": {
+        "parameters": [_p("JobId")],
+        "get": _op("One job", {"200": _ok("the job", _ref("Job"))}, errors=("404",), tag="jobs"),
+        "delete": _op(
+            "Cancel a pending job",
+            {"200": _ok("cancelled", _ref("JobCancelled"))},
+            errors=("404", "409"),
+            tag="jobs",
+        ),
+    },
+    "/jobs/{id}/attempts": {
+        "parameters": [_p("JobId")],
+        "get": _op(
+            "Every delivery attempt of a job, in attempt order",
+            {"200": _ok("attempts", _array("Attempt"))},
+            errors=("404",),
+            tag="jobs",
+        ),
+    },
+    "/jobs/{id}/retry": {
+        "parameters": [_p("JobId")],
+        "post": _op(
+            "Put a dead or cancelled job back to pending with attempt 0",
+            {"200": _ok("the job, pending again", _ref("Job"))},
+            errors=("404", "409"),
+            tag="jobs",
+        ),
+    },
+    "/queues": {
+        "post": _op(
+            "Create a queue",
+            {"201": _ok("created", _ref("Queue"))},
+            body="QueueCreate",
+            errors=("409",),
+            tag="queues",
+        ),
+        "get": _op("Every queue, by name", {"200": _ok("queues", _array("Queue"))}, tag="queues"),
+    },
+    "/queues/{name}": {
+        "parameters": [_p("QueueName")],
+        "get": _op(
+            "One queue", {"200": _ok("the queue", _ref("Queue"))}, errors=("404",), tag="queues"
+        ),
+        "put": _op(
+            "Change the given settings (applies from the next claim)",
+            {"200": _ok("the queue", _ref("Queue"))},
+            body="QueueUpdate",
+            errors=("404",),
+            tag="queues",
+        ),
+        "delete": _op(
+            "Delete a queue and its finished jobs; refused while jobs are pending or running",
+            {"200": _ok("deleted", _ref("QueueDeleted"))},
+            errors=("404", "409"),
+            tag="queues",
+        ),
+    },
+    "/queues/{name}/pause": {
+        "parameters": [_p("QueueName")],
+        "post": _op(
+            "Stop claiming the queue's jobs (running ones finish)",
+            {"200": _ok("the queue", _ref("Queue"))},
+            errors=("404",),
+            tag="queues",
+        ),
+    },
+    "/queues/{name}/resume": {
+        "parameters": [_p("QueueName")],
+        "post": _op(
+            "Claim the queue's jobs again",
+            {"200": _ok("the queue", _ref("Queue"))},
+            errors=("404",),
+            tag="queues",
+        ),
+    },
+    "/queues/{name}/retry-dead": {
+        "parameters": [_p("QueueName")],
+        "post": _op(
+            "Every dead job of the queue back to pending",
+            {"200": _ok("how many", _ref("RetriedCount"))},
+            errors=("404",),
+            tag="queues",
+        ),
+    },
+    "/queues/{name}/purge": {
+        "parameters": [_p("QueueName")],
+        "post": _op(
+            "Delete the queue's jobs of one status (never running ones)",
+            {"200": _ok("how many", _ref("PurgedCount"))},
+            errors=("400", "404"),
+            parameters=[
+                _param(
+                    "status",
+                    "query",
+                    {"type": "string", "enum": list(v.PURGE_STATUSES)},
+                    "the status of the jobs to delete",
+                    required=True,
+                )
+            ],
+            tag="queues",
+        ),
+    },
+    "/schedules": {
+        "post": _op(
+            "Create a schedule",
+            {"201": _ok("created, with next_run_at", _ref("Schedule"))},
+            body="ScheduleCreate",
+            tag="schedules",
+        ),
+        "get": _op(
+            "List schedules, newest first",
+            {"200": _ok("schedules", _array("Schedule"))},
+            errors=("400",),
+            parameters=[_p("Limit"), _p("Offset"), _p("After")],
+            tag="schedules",
+        ),
+    },
+    "/schedules/{id}": {
+        "parameters": [_p("ScheduleId")],
+        "get": _op(
+            "One schedule",
+            {"200": _ok("the schedule", _ref("Schedule"))},
+            errors=("404",),
+            tag="schedules",
+        ),
+        "put": _op(
+            "Change the given fields",
+            {"200": _ok("the schedule", _ref("Schedule"))},
+            body="ScheduleUpdate",
+            errors=("404",),
+            tag="schedules",
+        ),
+        "delete": _op(
+            "Delete a schedule (its jobs stay)",
+            {"200": _ok("deleted", _ref("ScheduleDeleted"))},
+            errors=("404",),
+            tag="schedules",
+        ),
+    },
+    "/schedules/{id}/trigger": {
+        "parameters": [_p("ScheduleId")],
+        "post": _op(
+            "Create the schedule's job now, whatever the cron says",
+            {"201": _ok("the new job", _ref("Job"))},
+            errors=("404",),
+            tag="schedules",
+        ),
+    },
+    "/metrics": {
+        "get": _op("Counts as JSON", {"200": _ok("metrics", _ref("Metrics"))}, tag="system"),
+    },
+    "/metrics/prometheus": {
+        "get": _op(
+            "Counts, delivery outcomes and latency in the Prometheus text format",
+            {
+                "200": {
+                    "description": "Prometheus text exposition format 0.0.4",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            tag="system",
+        ),
+    },
+    "/openapi.json": {
+        "get": _op(
+            "This document",
+            {"200": _ok("OpenAPI 3.1", {"type": "object"})},
+            tag="system",
+        ),
+    },
+    "/dashboard": {
+        "get": _op(
+            "The web dashboard (HTML); without a token it shows a sign-in page with 401",
+            {
+                "200": {
+                    "description": "the dashboard",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+            tag="dashboard",
+        ),
+    },
+}
+
+
+def build_document() -> dict[str, Any]:
+    """The whole OpenAPI document as a dict."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mininq",
+            "version": __version__,
+            "description": (
+                "A job runner in one executable and one SQLite file: POST a job, "
+                "mininq delivers it as a webhook with retries. JSON in and out; times "
+                "are RFC 3339 UTC with milliseconds; every error is "
+                '{"error": "<what is wrong, naming the field>", "status": <code>}. '
+                "When server.api_token is set, every route but /health needs "
+                "`Authorization: Bearer <token>`."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": [
+            {"name": "jobs"},
+            {"name": "queues"},
+            {"name": "schedules"},
+            {"name": "system"},
+            {"name": "dashboard"},
+        ],
+        "security": [{"bearerAuth": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "responses": {
+                name: {"description": text, "content": _json(_ref("Error"))}
+                for name, text in ERRORS.values()
+            },
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the value of server.api_token (only when one is set)",
+                }
+            },
+        },
+    }
+
+
+DOCUMENT = orjson.dumps(build_document())
+
+
+@bp.get("/openapi.json")
+async def openapi(request: Request) -> HTTPResponse:
+    return HTTPResponse(DOCUMENT, content_type=JSON)
