@@ -14,6 +14,7 @@ from mininq.api import render as api_render
 from mininq.api.validate import QUEUE_NAME
 from mininq.dashboard import views
 from mininq.ids import is_uuid
+from mininq.store import NotFound
 
 SCHEDULES_SHOWN = 100
 
@@ -52,10 +53,14 @@ async def job(app: Sanic, job_id: str) -> dict[str, Any]:
     row = await store.get_job(job_id.lower()) if is_uuid(job_id) else None
     if row is None:
         return {"job": None, "job_id": job_id, "attempts": [], "headers": []}
+    try:
+        attempts = await store.list_attempts(row["id"])
+    except NotFound:  # purged between the two reads
+        attempts = []
     return {
         "job": row,
         "job_id": row["id"],
-        "attempts": await store.list_attempts(row["id"]),
+        "attempts": attempts,
         "headers": views.header_pairs(row["headers"]),
         "attempts_label": views.attempts_label(row),
     }
