@@ -34,8 +34,11 @@ def parse_body(request: Request) -> Any:
 
 
 def query(request: Request) -> dict[str, str]:
-    """Query parameters, first value of each."""
-    return {k: v[0] for k, v in request.args.items()}
+    """Query parameters, first value of each.
+
+    Blank values are kept so that `?queue=` is refused, not silently read as
+    "no filter" (which would answer with every queue's jobs)."""
+    return {k: v[0] for k, v in request.get_args(keep_blank_values=True).items()}
 
 
 async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
