@@ -446,6 +446,11 @@ def test_after_pages_through_120_jobs_without_gaps_or_duplicates(api, qname):
         ({"schedule_id": "nope"}, "schedule_id"),
         ({"queue": "bad name"}, "queue"),
         ({"sort": "id"}, "sort"),
+        ({"queue": ""}, "queue"),
+        ({"status": ""}, "status"),
+        ({"limit": ""}, "limit"),
+        ({"after": ""}, "after"),
+        ({"schedule_id": ""}, "schedule_id"),
     ],
 )
 def test_bad_list_queries_are_400_naming_the_parameter(api, query, field):

@@ -313,8 +313,9 @@ def test_purge_deletes_the_jobs_of_one_status(api, qname):
     assert counts(api.get(f"/queues/{qname}").expect(200)) == dict.fromkeys(COUNTS, 0)
 
 
-@pytest.mark.parametrize("query", [{}, {"status": "running"}, {"status": "bogus"},
-                                   {"status": "Dead"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "query", [{}, {"status": ""}, {"status": "running"}, {"status": "bogus"}, {"status": "Dead"}]
+)
 def test_purge_needs_a_purgeable_status(api, qname, query):
     api.post("/queues", {"name": qname}).expect(201)
     assert_error(api.post(f"/queues/{qname}/purge", query=query), 400, "status")

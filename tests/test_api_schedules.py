@@ -174,7 +174,7 @@ def test_list_is_newest_first_and_pages(api, queue):
 @pytest.mark.parametrize(
     "query, field",
     [({"limit": "abc"}, "limit"), ({"limit": "0"}, "limit"), ({"offset": "-3"}, "offset"),
-     ({"after": "zzz"}, "after"), ({"queue": "x"}, "queue")],
+     ({"after": "zzz"}, "after"), ({"queue": "x"}, "queue"), ({"limit": ""}, "limit")],
 )  # fmt: skip
 def test_bad_list_queries_are_400(api, query, field):
     assert_error(api.get("/schedules", **query), 400, field)
