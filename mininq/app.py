@@ -16,7 +16,7 @@ from sanic import Request, Sanic
 from sanic.worker.loader import AppLoader
 
 from mininq.api import api
-from mininq.api.auth import is_authorized, is_public
+from mininq.api.auth import SAFE_METHODS, is_authorized, is_public, same_origin
 from mininq.api.responses import error_response, handle_error
 from mininq.config import Config
 from mininq.engine.process import run_engine
@@ -53,6 +53,11 @@ def create_app(config: Config, wake_address: str) -> Sanic:
 
     @app.on_request
     async def authorize(request: Request):
+        if request.method not in SAFE_METHODS and not same_origin(request):
+            return error_response(
+                403, "origin: cross-site requests can't change mininq (the Origin header "
+                f"{request.headers.get('origin')!r} is not this server)"
+            )
         if token and not is_public(request.path) and not is_authorized(request, token):
             if request.path.startswith("/dashboard") and hasattr(app.ctx, "sign_in_page"):
                 return app.ctx.sign_in_page(request)

@@ -1,4 +1,5 @@
-"""Bearer-token check for every route but /health, /static/ and the dashboard sign-in.
+"""Who may call: the bearer-token check for every route but /health, /static/ and
+the dashboard sign-in, and the same-origin rule for requests that change things.
 
 The dashboard's session cookie holds an HMAC of the token, not the token:
 it stops working when the token changes, and the token never travels in it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from urllib.parse import urlsplit
 
 from sanic import Request
 
@@ -32,3 +34,21 @@ def is_authorized(request: Request, token: str) -> bool:
         return True
     cookie = request.cookies.get(SESSION_COOKIE)
     return bool(cookie) and hmac.compare_digest(cookie, session_value(token))
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(request: Request) -> bool:
+    """False for a browser request sent from another site.
+
+    Browsers add `Origin` to cross-site POST/PUT/DELETE; a page elsewhere could
+    otherwise make a visitor's browser create jobs or pause queues on a mininq
+    listening on localhost. Clients that send no Origin (curl, SDKs) pass.
+    """
+    origin = request.headers.get("origin")
+    if not origin:
+        return True
+    if origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == (request.headers.get("host") or "").lower()
