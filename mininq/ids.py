@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 from mininq.clock import now_ms
@@ -37,12 +38,9 @@ def uuid7() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def is_uuid(text: str) -> bool:
     """True for a canonical lower- or upper-case UUID string."""
-    if not isinstance(text, str) or len(text) != 36:
-        return False
-    try:
-        int(text.replace("-", ""), 16)
-    except ValueError:
-        return False
-    return text[8] == text[13] == text[18] == text[23] == "-"
+    return isinstance(text, str) and _UUID.match(text) is not None

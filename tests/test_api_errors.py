@@ -335,3 +335,27 @@ def test_fuzz_never_gets_a_500(server, api, targets):
     new_log = server.log_text()[log_before:]
     assert "internal error" not in new_log and "Traceback" not in new_log, new_log[-3000:]
     print(f"fuzz statuses: {dict(sorted(statuses.items()))}")
+
+
+def test_integers_beyond_64_bits_are_refused_not_rounded(api, receiver, qname):
+    raw = (
+        b'{"callback_url": "%s", "queue_name": "%s", "payload": {"n": 123456789012345678901234567890}}'
+        % (receiver.url(receiver.new_path()).encode(), qname.encode())
+    )
+    r = api.post("/jobs", raw=raw, headers={"Content-Type": "application/json"})
+    assert r.status == 400, r.text
+    assert r.json["error"].startswith("payload"), r.json
+    long_string = b'{"callback_url": "%s", "queue_name": "%s", "payload": {"phone": "12345678901234567890"}}' % (
+        receiver.url(receiver.new_path()).encode(), qname.encode())
+    r = api.post("/jobs", raw=long_string, headers={"Content-Type": "application/json"})
+    assert r.status == 201, r.text
+    assert r.json["payload"] == {"phone": "12345678901234567890"}
+    nan = b'{"callback_url": "%s", "payload": {"x": NaN}}' % receiver.url("/x").encode()
+    assert api.post("/jobs", raw=nan).status == 400
+
+
+def test_max_concurrency_null_restores_the_default(api, qname):
+    api.post("/queues", json={"name": qname, "max_concurrency": 3}).expect(201)
+    r = api.put(f"/queues/{qname}", json={"max_concurrency": None})
+    assert r.status == 200, r.text
+    assert r.json["max_concurrency"] == 10

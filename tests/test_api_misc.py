@@ -528,7 +528,7 @@ def test_health_is_503_while_the_database_cannot_be_written(token_server):
         locker.execute("ROLLBACK")
         locker.close()
     assert resp.status == 503, resp
-    assert resp.json["status"] == "error" and resp.json["version"] == mininq.__version__
+    assert resp.json["status"] == 503 and resp.json["version"] == mininq.__version__
     assert "database" in resp.json["error"], resp.json
     assert 4 <= waited <= 10, f"503 after {waited:.1f} s"
     with token_server.client() as c:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -13,6 +15,7 @@ from mininq.logs import get_logger
 from mininq.store import Conflict, NotFound
 
 log = get_logger("mininq.api")
+_LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 def json_response(body: Any, status: int = 200) -> HTTPResponse:
@@ -28,9 +31,17 @@ def parse_body(request: Request) -> Any:
     if not request.body:
         raise ValidationError("body", "a JSON body is required")
     try:
+        if _LONG_NUMBER.search(request.body):
+            # orjson reads integers beyond 64 bits as floats, silently changing
+            # them; the standard parser keeps them exact so validation can refuse.
+            return json.loads(request.body, parse_constant=_no_constant)
         return orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
+    except (orjson.JSONDecodeError, ValueError) as exc:
         raise ValidationError("body", f"malformed JSON ({exc})") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def query(request: Request) -> dict[str, str]:

@@ -22,7 +22,8 @@ async def health(request: Request):
         await asyncio.wait_for(request.app.ctx.store.health_write(), timeout=5)
     except Exception as exc:  # any failure to write means "not healthy"
         return json_response(
-            {"status": "error", "version": __version__, "error": f"database: {exc}"}, 503
+            {"error": f"database: can't be written ({exc})", "status": 503,
+             "version": __version__}, 503
         )
     return json_response({"status": "ok", "version": __version__})
 

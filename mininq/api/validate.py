@@ -231,7 +231,9 @@ def queue_settings(body: Any, *, create: bool) -> tuple[str | None, dict]:
         name = queue_name("name", body["name"])
     out: dict[str, Any] = {}
     if "max_concurrency" in body:
-        out["max_concurrency"] = _int("max_concurrency", body["max_concurrency"], 1, 100_000)
+        value = body["max_concurrency"]
+        # null: back to [defaults] queue_max_concurrency
+        out["max_concurrency"] = None if value is None else _int("max_concurrency", value, 1, 100_000)
     for key in ("rate_limit_rps", "rate_limit_burst"):
         if key in body:
             out[key] = None if body[key] is None else _number(key, body[key])
