@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import ceilings, huey_peer, mininq_runs
@@ -40,6 +40,13 @@ def profiled(server: mininq_runs.MininqServer, s: Settings, label: str):  # type
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Step:
+    name: str
+    groups: set[str]  # the --only names that select it
+    fn: Callable[[], dict]
 
 
 class Run:
@@ -83,24 +90,6 @@ def _problems(result: object) -> list[str]:
     return []
 
 
-def run_ceilings(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> None:
-    run.step("ceiling.loopback", lambda: ceilings.loopback(rcv, s.ceiling_s, s.ceiling_requests))
-    run.step("ceiling.nginx", lambda: {"rate": ceilings.nginx_reference(s.ceiling_s)})
-    run.step("ceiling.webhook", lambda: ceilings.webhook_client(rcv.url, s.ceiling_requests))
-    rcv.reset()
-    run.step("ceiling.sanic", lambda: ceilings.sanic_alone(s.ceiling_requests))
-    run.step("ceiling.sqlite", lambda: ceilings.sqlite_alone(tmp, s.ceiling_s / 2))
-
-
-def run_huey(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> None:
-    if importlib.util.find_spec("huey") is None or importlib.util.find_spec("urllib3") is None:
-        run.skipped["huey"] = "huey or urllib3 not installed (pip install -e .[bench])"
-        log(f"huey skipped: {run.skipped['huey']}")
-        return
-    run.step("huey.w1", lambda: huey_peer.run_w1(rcv, tmp, s.jobs))
-    run.step("huey.w2", lambda: {"phases": huey_peer.run_w2(rcv, tmp, s.w2_phases)})
-
-
 LOG_DIR: Path | None = None  # where full runs keep each server's log
 
 
@@ -127,41 +116,61 @@ def with_server(tmp: str, name: str, fn: Callable[[mininq_runs.MininqServer], di
             shutil.copyfile(server.log_path, LOG_DIR / f"{name}.log")
 
 
-def run_mininq(run: Run, rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> None:
-    if run.wants("W1") or run.wants("resources"):
-        def w1(server: mininq_runs.MininqServer) -> dict:
-            time.sleep(min(2.0, s.idle_s))  # let start-up work settle before measuring idle
-            idle = mininq_runs.idle_resources(server, s.idle_s)
-            with profiled(server, s, "w1"):
-                out = mininq_runs.throughput(server, rcv, "w1", s.jobs)
-            out["idle"] = idle
-            out["rss_after_bytes"] = server.rss_bytes()
-            out["pss_after_bytes"] = server.pss_bytes()
-            return out
-        run.step("mininq.w1", lambda: with_server(tmp, "w1", w1))
-    if run.wants("W1b"):
-        def w1b(server: mininq_runs.MininqServer) -> dict:
-            with profiled(server, s, "w1b"):
-                return mininq_runs.throughput(server, rcv, "w1b", s.jobs, batch=100)
-        run.step("mininq.w1b", lambda: with_server(tmp, "w1b", w1b))
-    if run.wants("W2"):
-        def w2(server: mininq_runs.MininqServer) -> dict:
-            with profiled(server, s, "w2"):
-                return {"phases": mininq_runs.latency(server, rcv, s.w2_phases)}
-        run.step("mininq.w2", lambda: with_server(tmp, "w2", w2))
-    if run.wants("delayed"):
-        run.step("mininq.delayed", lambda: with_server(
+def plan(rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> list[Step]:
+    """Every step in running order: each ceiling and huey figure is measured next
+    to the mininq figure it is compared with, so that a machine whose load
+    drifts during the run skews the ratios less."""
+
+    def w1(server: mininq_runs.MininqServer) -> dict:
+        time.sleep(min(2.0, s.idle_s))  # let start-up work settle before measuring idle
+        idle = mininq_runs.idle_resources(server, s.idle_s)
+        with profiled(server, s, "w1"):
+            out = mininq_runs.throughput(server, rcv, "w1", s.jobs)
+        out["idle"] = idle
+        out["rss_after_bytes"] = server.rss_bytes()
+        out["pss_after_bytes"] = server.pss_bytes()
+        return out
+
+    def w1b(server: mininq_runs.MininqServer) -> dict:
+        with profiled(server, s, "w1b"):
+            return mininq_runs.throughput(server, rcv, "w1b", s.jobs, batch=100)
+
+    def w2(server: mininq_runs.MininqServer) -> dict:
+        with profiled(server, s, "w2"):
+            return {"phases": mininq_runs.latency(server, rcv, s.w2_phases)}
+
+    def scale(server: mininq_runs.MininqServer) -> dict:
+        fill = mininq_runs.fill_backlog(server, rcv, s.scale_jobs)
+        log(f"backlog of {fill['jobs']} jobs inserted in {fill['seconds']:.1f} s")
+        out = mininq_runs.throughput(server, rcv, "w1", s.jobs)
+        listing = mininq_runs.list_latency(server, s.list_requests)
+        return {"fill": fill, "w1": out, "list": listing, "rss_bytes": server.rss_bytes()}
+
+    return [
+        Step("ceiling.loopback", {"ceilings"},
+             lambda: ceilings.loopback(rcv, s.ceiling_s, s.ceiling_requests)),
+        Step("ceiling.nginx", {"ceilings"},
+             lambda: {"rate": ceilings.nginx_reference(s.ceiling_s)}),
+        Step("ceiling.sqlite", {"ceilings"}, lambda: ceilings.sqlite_alone(tmp, s.ceiling_s / 2)),
+        Step("ceiling.sanic", {"ceilings"}, lambda: ceilings.sanic_alone(s.ceiling_requests)),
+        Step("mininq.w1", {"W1", "resources"}, lambda: with_server(tmp, "w1", w1)),
+        Step("huey.w1", {"huey"}, lambda: huey_peer.run_w1(rcv, tmp, s.jobs)),
+        Step("ceiling.webhook", {"ceilings"},
+             lambda: ceilings.webhook_client(rcv.url, s.ceiling_requests)),
+        Step("mininq.w1b", {"W1b"}, lambda: with_server(tmp, "w1b", w1b)),
+        Step("huey.w2", {"huey"}, lambda: {"phases": huey_peer.run_w2(rcv, tmp, s.w2_phases)}),
+        Step("mininq.w2", {"W2"}, lambda: with_server(tmp, "w2", w2)),
+        Step("mininq.delayed", {"delayed"}, lambda: with_server(
             tmp, "delayed",
-            lambda srv: mininq_runs.delayed(srv, rcv, s.delayed_jobs, s.delayed_spread_s)))
-    if run.wants("scale"):
-        def scale(server: mininq_runs.MininqServer) -> dict:
-            fill = mininq_runs.fill_backlog(server, rcv, s.scale_jobs)
-            log(f"backlog of {fill['jobs']} jobs inserted in {fill['seconds']:.1f} s")
-            w1 = mininq_runs.throughput(server, rcv, "w1", s.jobs)
-            listing = mininq_runs.list_latency(server, s.list_requests)
-            return {"fill": fill, "w1": w1, "list": listing,
-                    "rss_bytes": server.rss_bytes()}
-        run.step("mininq.scale", lambda: with_server(tmp, "scale", scale))
+            lambda srv: mininq_runs.delayed(srv, rcv, s.delayed_jobs, s.delayed_spread_s))),
+        Step("mininq.scale", {"scale"}, lambda: with_server(tmp, "scale", scale)),
+    ]
+
+
+def huey_missing() -> str | None:
+    if importlib.util.find_spec("huey") is None or importlib.util.find_spec("urllib3") is None:
+        return "huey or urllib3 not installed (pip install -e .[bench])"
+    return None
 
 
 def _loadavg() -> str:
@@ -217,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     rcv = receiver_mod.start()
     with tempfile.TemporaryDirectory(prefix="mininq-bench-") as tmp:
         try:
-            if run.wants("ceilings"):
-                run_ceilings(run, rcv, s, tmp)
-            if run.wants("huey"):
-                run_huey(run, rcv, s, tmp)
-            run_mininq(run, rcv, s, tmp)
+            missing = huey_missing()
+            if missing and run.wants("huey"):
+                run.skipped["huey"] = missing
+                log(f"huey skipped: {missing}")
+            for step in plan(rcv, s, tmp):
+                if step.groups & run.only and not (missing and "huey" in step.groups):
+                    run.step(step.name, step.fn)
+                    rcv.reset()
         finally:
             rcv.stop()
     info["load"] = f"{info['load']} at the start, {_loadavg()} at the end"
