@@ -15,6 +15,7 @@ from functools import partial
 from sanic import Request, Sanic
 from sanic.worker.loader import AppLoader
 
+from mininq import sanic_fixes
 from mininq.api import api
 from mininq.api.auth import SAFE_METHODS, is_authorized, is_public, same_origin
 from mininq.api.responses import error_response, handle_error
@@ -118,6 +119,7 @@ async def _watch_engine(app: Sanic) -> None:
 
 def serve(config: Config) -> None:
     """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes."""
+    sanic_fixes.apply()
     prepare_database(config.server.db_path)
     loader = AppLoader(factory=partial(create_app, config, new_address()))
     app = loader.load()
