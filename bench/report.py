@@ -179,7 +179,16 @@ METHOD = """\
   all its descendants, idle after start-up, and RSS right after W1.
 - The machine's cores are shared by the client, the receiver and mininq's
   processes: the ratios to the ceilings, measured in the same run, are what
-  carry over to other machines.
+  carry over to other machines. Each ceiling and huey figure is measured right
+  next to the mininq figure it is compared with. A load average well above the
+  core count (see Machine) means other work shared the cores: such a run's
+  figures, and even its ratios, are noisy.
+- Raw figures and every mininq log of a full run are kept in `bench/results/`
+  (git-ignored). Options: `--only W1,W2,...` (of ceilings, huey, W1, W1b, W2,
+  delayed, scale, resources), `--jobs N`, `--scale-jobs N`, `--from-source`
+  (ignore `dist/mininq`), `--profile DIR` (py-spy flame graphs of every mininq
+  process during W1, W1b and W2), `--smoke` (everything tiny, for CI),
+  `--out PATH`.
 """
 
 
