@@ -23,7 +23,7 @@ from mininq.config import Config
 from mininq.engine.process import run_engine
 from mininq.logs import get_logger, sanic_log_config
 from mininq.store import open_store, prepare_database
-from mininq.wake import WakeSender, new_address
+from mininq.wake import WakeSender, address_for
 
 log = get_logger("mininq.app")
 
@@ -121,7 +121,7 @@ def serve(config: Config) -> None:
     """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes."""
     sanic_fixes.apply()
     prepare_database(config.server.db_path)
-    loader = AppLoader(factory=partial(create_app, config, new_address()))
+    loader = AppLoader(factory=partial(create_app, config, address_for(config.server.db_path)))
     app = loader.load()
     app.prepare(
         host=config.server.host, port=config.server.port, workers=1,

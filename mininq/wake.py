@@ -10,17 +10,23 @@ one datagram. A lost datagram only costs latency: the engine still polls every
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
-import secrets
 import socket
 
 JOBS = b"j"
 SCHEDULES = b"s"
 
 
-def new_address() -> str:
-    """A fresh abstract socket name for one mininq server."""
-    return f"\0mininq-wake-{os.getpid()}-{secrets.token_hex(6)}"
+def address_for(db_path: str) -> str:
+    """The abstract socket name of the engine that delivers from `db_path`.
+
+    Derived from the database file, so that a second mininq serving the API on
+    the same file wakes the engine that holds the file's engine lock (the one
+    that binds this name) rather than its own waiting one.
+    """
+    digest = hashlib.sha256(os.path.realpath(db_path).encode()).hexdigest()[:24]
+    return f"\0mininq-wake-{digest}"
 
 
 class WakeSender:

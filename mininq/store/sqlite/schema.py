@@ -64,7 +64,9 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX jobs_status ON jobs (status, id)",
             "CREATE INDEX jobs_queue_status ON jobs (queue_name, status, id)",
             "CREATE INDEX jobs_schedule ON jobs (schedule_id, id) WHERE schedule_id IS NOT NULL",
-            """CREATE INDEX jobs_finished ON jobs (updated_at)
+            # Retention: oldest finished jobs of one status first, without
+            # scanning the rows of another status kept longer.
+            """CREATE INDEX jobs_finished ON jobs (status, updated_at)
                WHERE status IN ('completed', 'dead', 'cancelled')""",
             """CREATE TABLE attempts (
                 id INTEGER PRIMARY KEY,
