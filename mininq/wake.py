@@ -13,9 +13,11 @@ import asyncio
 import hashlib
 import os
 import socket
+from collections.abc import Iterable
 
-JOBS = b"j"
-SCHEDULES = b"s"
+JOBS = b"j"  # jobs may be due
+QUEUES = b"q"  # queue settings changed (or a queue appeared)
+SCHEDULES = b"s"  # schedules changed
 
 
 def address_for(db_path: str) -> str:
@@ -35,9 +37,11 @@ class WakeSender:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._scheduled: set[bytes] = set()
+        self._seen_queues: set[str] = set()
 
     def wake(self, kind: bytes = JOBS) -> None:
-        """Ask the engine to look at `kind` (JOBS or SCHEDULES) now; coalesced per loop turn."""
+        """Ask the engine to look at `kind` (JOBS, QUEUES or SCHEDULES) now;
+        coalesced per loop turn."""
         if kind in self._scheduled:
             return
         try:
@@ -47,6 +51,17 @@ class WakeSender:
             return
         self._scheduled.add(kind)
         loop.call_soon(self._send, kind)
+
+    def jobs_created(self, queue_names: Iterable[str]) -> None:
+        """Wake for new jobs; also for queue settings when a queue is new to this
+        process (creating a job may have created its queue)."""
+        self.wake(JOBS)
+        for name in queue_names:
+            if name not in self._seen_queues:
+                if len(self._seen_queues) > 10_000:
+                    self._seen_queues.clear()
+                self._seen_queues.add(name)
+                self.wake(QUEUES)
 
     def _send(self, kind: bytes) -> None:
         self._scheduled.discard(kind)
@@ -93,14 +108,19 @@ class WakeReceiver:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(address)
         self._sock.setblocking(False)
-        self._signals: dict[bytes, list[Signal]] = {}
+        self._signals: dict[bytes, list[tuple[Signal, bool]]] = {}
         asyncio.get_running_loop().add_reader(self._sock.fileno(), self._on_readable)
 
     def signal(self, kind: bytes) -> Signal:
         """A new Signal set on every wake of `kind`."""
         sig = Signal()
-        self._signals.setdefault(kind, []).append(sig)
+        self.attach(sig, kind)
         return sig
+
+    def attach(self, sig: Signal, kind: bytes, notify: bool = False) -> None:
+        """Set `sig` on wakes of `kind`; with notify, also count them as changes
+        made by the other process (`Signal.generation`)."""
+        self._signals.setdefault(kind, []).append((sig, notify))
 
     def _on_readable(self) -> None:
         kinds = set()
@@ -110,8 +130,8 @@ class WakeReceiver:
         except (BlockingIOError, InterruptedError):
             pass
         for kind in kinds:
-            for sig in self._signals.get(bytes([kind]), ()):
-                sig.notify()
+            for sig, notify in self._signals.get(bytes([kind]), ()):
+                sig.notify() if notify else sig.set()
 
     def close(self) -> None:
         asyncio.get_running_loop().remove_reader(self._sock.fileno())

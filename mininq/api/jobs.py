@@ -16,7 +16,7 @@ async def create_job(request: Request):
     spec = validate.job_create(parse_body(request))
     [(job, created)] = await request.app.ctx.store.create_jobs([spec])
     if created:
-        request.app.ctx.waker.wake()
+        request.app.ctx.waker.jobs_created((spec["queue_name"],))
     return json_response(render.job(job), 201 if created else 200)
 
 
@@ -24,7 +24,7 @@ async def create_job(request: Request):
 async def create_batch(request: Request):
     specs = validate.job_batch(parse_body(request))
     results = await request.app.ctx.store.create_jobs(specs)
-    request.app.ctx.waker.wake()
+    request.app.ctx.waker.jobs_created({spec["queue_name"] for spec in specs})
     return json_response({"jobs": [render.job(job) for job, _ in results]}, 201)
 
 

@@ -7,6 +7,7 @@ from sanic import Blueprint, Request
 from mininq.api import render, validate
 from mininq.api.responses import json_response, parse_body, query
 from mininq.store import NotFound
+from mininq.wake import QUEUES
 
 bp = Blueprint("queues")
 
@@ -25,6 +26,7 @@ def _queue(request: Request, row: dict) -> dict:
 async def create_queue(request: Request):
     name, settings = validate.queue_settings(parse_body(request), create=True)
     row = await request.app.ctx.store.create_queue(name, settings)
+    request.app.ctx.waker.wake(QUEUES)
     return json_response(_queue(request, row), 201)
 
 
@@ -43,26 +45,28 @@ async def get_queue(request: Request, name: str):
 async def update_queue(request: Request, name: str):
     _, changes = validate.queue_settings(parse_body(request), create=False)
     row = await request.app.ctx.store.update_queue(_name(name), changes)
-    request.app.ctx.waker.wake()
+    request.app.ctx.waker.wake(QUEUES)
     return json_response(_queue(request, row))
 
 
 @bp.delete("/queues/<name:str>")
 async def delete_queue(request: Request, name: str):
     await request.app.ctx.store.delete_queue(_name(name))
+    request.app.ctx.waker.wake(QUEUES)
     return json_response({"status": "deleted", "name": name})
 
 
 @bp.post("/queues/<name:str>/pause")
 async def pause_queue(request: Request, name: str):
     row = await request.app.ctx.store.update_queue(_name(name), {"paused": True})
+    request.app.ctx.waker.wake(QUEUES)
     return json_response(_queue(request, row))
 
 
 @bp.post("/queues/<name:str>/resume")
 async def resume_queue(request: Request, name: str):
     row = await request.app.ctx.store.update_queue(_name(name), {"paused": False})
-    request.app.ctx.waker.wake()
+    request.app.ctx.waker.wake(QUEUES)
     return json_response(_queue(request, row))
 
 

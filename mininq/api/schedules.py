@@ -86,5 +86,5 @@ async def delete_schedule(request: Request, schedule_id: str):
 @bp.post("/schedules/<schedule_id:str>/trigger")
 async def trigger_schedule(request: Request, schedule_id: str):
     job = await request.app.ctx.store.trigger_schedule(_id(schedule_id))
-    request.app.ctx.waker.wake()
+    request.app.ctx.waker.jobs_created((job["queue_name"],))
     return json_response(render.job(job), 201)

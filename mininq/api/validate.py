@@ -233,7 +233,10 @@ def queue_settings(body: Any, *, create: bool) -> tuple[str | None, dict]:
     if "max_concurrency" in body:
         value = body["max_concurrency"]
         # null: back to [defaults] queue_max_concurrency
-        out["max_concurrency"] = None if value is None else _int("max_concurrency", value, 1, 100_000)
+        if value is None and not create:
+            out["max_concurrency"] = None
+        else:
+            out["max_concurrency"] = _int("max_concurrency", value, 1, 100_000)
     for key in ("rate_limit_rps", "rate_limit_burst"):
         if key in body:
             out[key] = None if body[key] is None else _number(key, body[key])

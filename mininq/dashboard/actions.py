@@ -21,7 +21,7 @@ from mininq.dashboard.render import fragment, html
 from mininq.ids import is_uuid
 from mininq.scheduling import cron
 from mininq.store import Conflict, NotFound
-from mininq.wake import SCHEDULES
+from mininq.wake import QUEUES, SCHEDULES
 
 bp = Blueprint("dashboard_actions")
 
@@ -70,6 +70,7 @@ async def _queue_action(request: Request, name: str, act) -> HTTPResponse:
 async def pause(request: Request, name: str) -> HTTPResponse:
     async def act(store, name):
         await store.update_queue(name, {"paused": True})
+        request.app.ctx.waker.wake(QUEUES)
 
     return await _queue_action(request, name, act)
 
@@ -79,7 +80,7 @@ async def pause(request: Request, name: str) -> HTTPResponse:
 async def resume(request: Request, name: str) -> HTTPResponse:
     async def act(store, name):
         await store.update_queue(name, {"paused": False})
-        request.app.ctx.waker.wake()
+        request.app.ctx.waker.wake(QUEUES)
 
     return await _queue_action(request, name, act)
 
@@ -185,7 +186,7 @@ async def disable(request: Request, schedule_id: str) -> HTTPResponse:
 async def trigger(request: Request, schedule_id: str) -> HTTPResponse:
     async def act(store, schedule_id):
         job = await store.trigger_schedule(schedule_id)
-        request.app.ctx.waker.wake()
+        request.app.ctx.waker.jobs_created((job["queue_name"],))
         return f"Created job …{views.short_id(job['id'])}."
 
     return await _schedule_action(request, schedule_id, act)

@@ -25,7 +25,7 @@ from mininq.engine.scheduler import run_scheduler
 from mininq.engine.supervisor import supervise
 from mininq.logs import get_logger, log_event
 from mininq.store import open_store
-from mininq.wake import JOBS, SCHEDULES, Signal, WakeReceiver
+from mininq.wake import JOBS, QUEUES, SCHEDULES, Signal, WakeReceiver
 
 log = get_logger("mininq.engine")
 
@@ -72,6 +72,7 @@ class Engine:
         await deliverer.open()
         finisher = Finisher(store)
         dispatch_signal = wake.signal(JOBS)
+        wake.attach(dispatch_signal, QUEUES, notify=True)
         schedule_signal = wake.signal(SCHEDULES)
         reaper_signal, cleanup_signal = Signal(), Signal()
         dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal)

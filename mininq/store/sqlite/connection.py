@@ -101,7 +101,13 @@ def _run_exclusive(conn: sqlite3.Connection, lock_fd: int, fn: Callable[..., T],
 
 
 def _run_read(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
-    return fn(conn, *args)
+    # One read transaction: a read made of several SELECTs sees one snapshot,
+    # not jobs moving between statuses halfway through.
+    conn.execute("BEGIN")
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.execute("COMMIT")
 
 
 class Database:
@@ -151,7 +157,7 @@ class Database:
         )
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` on the reader connection (autocommit, WAL snapshot)."""
+        """Run `fn(conn, *args)` on the reader connection, in one read transaction."""
         assert self._reader is not None, "database is not open"
         return await self._reader._execute(_run_read, self._reader._conn, fn, args)
 
