@@ -62,6 +62,8 @@ class Dispatcher:
         self._settings: list[dict] = []
         self._settings_read_at = -1
         self._settings_generation = -1
+        self._between_ticks = asyncio.Event()
+        self._between_ticks.set()
 
     @property
     def total_in_flight(self) -> int:
@@ -69,12 +71,17 @@ class Dispatcher:
 
     async def run(self) -> None:
         poll_s = self.config.worker.poll_interval_ms / 1000
+        woken = True
         while not self.stopping:
-            sleep_ms = await self.tick()
+            self._between_ticks.clear()
+            try:
+                sleep_ms = await self.tick(probe=not woken)
+            finally:
+                self._between_ticks.set()
             if self.stopping:
                 break
             timeout = poll_s if sleep_ms is None else min(poll_s, sleep_ms / 1000)
-            await self.signal.wait(timeout)
+            woken = await self.signal.wait(timeout)
 
     def _bucket(self, queue: dict, now: int) -> TokenBucket | None:
         rps = queue["rate_limit_rps"]
@@ -103,9 +110,13 @@ class Dispatcher:
             self._settings_read_at = now
         return self._settings
 
-    async def tick(self) -> int | None:
+    async def tick(self, probe: bool = False) -> int | None:
         """One pass: claim what may run now. Returns ms until the next moment worth
-        waking for (None: only a wake or a finished delivery can change anything)."""
+        waking for (None: only a wake or a finished delivery can change anything).
+
+        With `probe` (the sleep ran out, nobody woke us) it first asks which
+        queues have anything due, a read, so an idle engine never takes the
+        write lock just to find nothing."""
         now = now_ms()
         defaults = self.config.defaults
         free = self.config.worker.concurrency - self.total_in_flight
@@ -130,6 +141,14 @@ class Dispatcher:
                 room[q["name"]] = space
         if free <= 0 or not room:
             return min(waits) if waits else None
+        if probe:
+            due = await self.store.next_due(sorted(room))
+            now = now_ms()
+            later = [t - now for name, t in due.items() if t > now]
+            room = {name: n for name, n in room.items() if due.get(name, now + 1) <= now}
+            if not room:
+                candidates = later + waits
+                return min(candidates) if candidates else None
         names = sorted(room)
         k = self._turn % len(names)
         self._turn += 1
@@ -196,6 +215,7 @@ class Dispatcher:
         """Stop claiming; wait for deliveries in flight, then interrupt what's left."""
         self.stopping = True
         self.signal.set()
+        await self._between_ticks.wait()  # a claim under way starts its deliveries first
         if self.tasks:
             _, pending = await asyncio.wait(set(self.tasks), timeout=timeout_s)
             for task in pending:
