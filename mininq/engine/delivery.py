@@ -89,6 +89,8 @@ class Deliverer:
         assert self._session is not None, "deliverer is not open"
         body = job["payload"].encode()
         started = now_ms()
+        # interrupted() needs the start to record how long a cut-short attempt ran.
+        job.setdefault("started_at", started)
         t0 = time.monotonic()
         status: int | None = None
         response_body = b""
