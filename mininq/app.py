@@ -9,6 +9,7 @@ state and asks Sanic to restart it if it ever dies; Sanic would not on its own.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from functools import partial
 
@@ -20,7 +21,7 @@ from mininq.api import api
 from mininq.api.auth import SAFE_METHODS, is_authorized, is_public, same_origin
 from mininq.api.responses import error_response, handle_error
 from mininq.config import Config
-from mininq.engine.process import run_engine
+from mininq.engine.process import GIL_SWITCH_INTERVAL_S, run_engine
 from mininq.logs import get_logger, sanic_log_config
 from mininq.store import open_store, prepare_database
 from mininq.wake import WakeSender, address_for
@@ -66,6 +67,7 @@ def create_app(config: Config, wake_address: str) -> Sanic:
 
     @app.before_server_start
     async def open_resources(app: Sanic):
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # see engine/process.py
         app.ctx.started = time.monotonic()
         app.ctx.store = await open_store(config.server.db_path, config.defaults)
         app.ctx.waker = WakeSender(wake_address)
