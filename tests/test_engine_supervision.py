@@ -1,7 +1,10 @@
 """The engine process is brought back if it dies (SPEC §1, issue 3): Sanic
 leaves a dead managed process FAILED, so the HTTP process watches it and has
 Sanic restart it. The new engine recovers the job the dead one had in flight,
-and jobs created afterwards are delivered as usual.
+and jobs created meanwhile are delivered as usual.
+
+Only one engine delivers from a database file: it holds `<db>-engine.lock`.
+A second server on the same file serves the API and waits for the lock.
 """
 
 from __future__ import annotations
@@ -63,10 +66,14 @@ def test_killed_engine_is_restarted_and_recovers_its_job(
         assert old is not None
         os.kill(old, signal.SIGKILL)
         killed_at = time.monotonic()
-        api.get("/health").expect(200)  # the HTTP process does not depend on the engine
+        # The HTTP process does not depend on the engine: it still takes jobs.
+        during = receiver.new_path()
+        late = api.post("/jobs", json={"callback_url": receiver.url(during), "queue_name": qname})
+        late = late.expect(201)
 
         new = wait_for_new_engine(srv, old, f"round {round_no}")
         restarts.append(time.monotonic() - killed_at)
+        api.wait_job(late["id"], "completed", timeout=5)
 
         done = api.wait_job(job["id"], ("completed", "dead"), timeout=10)
         assert done["status"] == "completed" and done["attempt"] == 2, done
@@ -76,12 +83,37 @@ def test_killed_engine_is_restarted_and_recovers_its_job(
             ("retry", LEASE_LOST),
             ("completed", None),
         ], rows
-
-        after = receiver.new_path()
-        late = api.post("/jobs", json={"callback_url": receiver.url(after), "queue_name": qname})
-        late = late.expect(201)
-        api.wait_job(late["id"], "completed", timeout=5)
         assert new != first
     print(f"engine back {', '.join(f'{s:.1f} s' for s in restarts)} after SIGKILL")
     assert max(restarts) < 10, f"engine restarts took {restarts} s"
     api.close()
+
+
+def test_second_server_on_one_file_waits_then_takes_over(
+    make_server: MakeServer, receiver: Receiver, qname: str
+) -> None:
+    first = make_server()
+    second = make_server(args=["--db-path", str(first.db_path)])  # the last --db-path wins
+    path = receiver.new_path()
+    with second.client() as api:
+        jobs = [
+            api.post(
+                "/jobs", json={"callback_url": receiver.url(path), "queue_name": qname}
+            ).expect(201)["id"]
+            for _ in range(5)
+        ]
+        for job_id in jobs:
+            api.wait_job(job_id, "completed", timeout=5)
+        time.sleep(0.5)
+        hits = receiver.hits(path)
+        assert len(hits) == 5, f"5 jobs, {len(hits)} deliveries: two engines delivered"
+        assert "another mininq engine delivers from this database" in second.log_text()
+
+        assert first.stop() == 0
+        stopped_at = time.monotonic()
+        job = api.post("/jobs", json={"callback_url": receiver.url(path), "queue_name": qname})
+        job = api.wait_job(job.expect(201)["id"], "completed", timeout=15)
+        print(
+            f"second engine delivered {time.monotonic() - stopped_at:.1f} s after the first stopped"
+        )
+        assert len(receiver.hits(path)) == 6
