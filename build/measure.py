@@ -32,6 +32,7 @@ from pathlib import Path
 @dataclass
 class Run:
     startup_s: float
+    startup_cpu_s: float  # user+system CPU of the process tree until /health 200
     rss_kib: int  # sum of VmRSS: counts shared pages once per process
     pss_kib: int  # sum of Pss: shared pages split between the processes
     processes: int
@@ -75,6 +76,19 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def status_kib(path: str, field: str) -> int:
     try:
         for line in Path(path).read_text().splitlines():
@@ -108,6 +122,7 @@ def one_run(command: list[str], idle_s: float, timeout_s: float) -> Run:
                     raise SystemExit(f"{' '.join(argv)}: no /health 200 in {timeout_s} s")
                 time.sleep(0.005)
             startup = time.perf_counter() - started
+            startup_cpu = cpu_seconds(process_tree(proc.pid))
             time.sleep(idle_s)
             pids = process_tree(proc.pid)
             rss = sum(status_kib(f"/proc/{p}/status", "VmRSS") for p in pids)
@@ -118,7 +133,7 @@ def one_run(command: list[str], idle_s: float, timeout_s: float) -> Run:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    return Run(startup, rss, pss, len(pids), code)
+    return Run(startup, startup_cpu, rss, pss, len(pids), code)
 
 
 def size_of(program: str) -> tuple[str, int] | None:
@@ -150,7 +165,8 @@ def main() -> None:
         run = one_run(args.command, args.idle, args.timeout)
         runs.append(run)
         print(
-            f"run {i + 1}: start-up {run.startup_s * 1000:.0f} ms, "
+            f"run {i + 1}: start-up {run.startup_s * 1000:.0f} ms "
+            f"({run.startup_cpu_s * 1000:.0f} ms CPU), "
             f"RSS {run.rss_kib / 1024:.1f} MiB, PSS {run.pss_kib / 1024:.1f} MiB "
             f"({run.processes} processes), exit {run.exit_code}",
             file=sys.stderr,
@@ -160,10 +176,22 @@ def main() -> None:
         med, lo, hi = statistics.median(values), min(values), max(values)
         return f"| {name} | {med:{fmt}} {unit} | {lo:{fmt}}–{hi:{fmt}} {unit} |"
 
-    print(f"\n`{' '.join(args.command)}`, median of {args.runs} runs, {args.idle:g} s idle\n")
+    load = os.getloadavg()[0]
+    print(
+        f"\n`{' '.join(args.command)}`, median of {args.runs} runs, {args.idle:g} s idle, "
+        f"{os.cpu_count()} CPUs, load average {load:.1f} at the end\n"
+    )
     print("| measure | median | min–max |")
     print("|---|---|---|")
     print(row("exec → /health 200", [r.startup_s * 1000 for r in runs], "ms", ".0f"))
+    print(
+        row(
+            "CPU time until then, all processes",
+            [r.startup_cpu_s * 1000 for r in runs],
+            "ms",
+            ".0f",
+        )
+    )
     print(row("idle RSS, all processes (sum)", [r.rss_kib / 1024 for r in runs], "MiB", ".1f"))
     print(row("idle PSS, all processes (sum)", [r.pss_kib / 1024 for r in runs], "MiB", ".1f"))
     print(f"| processes | {runs[0].processes} | |")
