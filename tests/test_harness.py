@@ -383,7 +383,17 @@ def standin(tmp_path: Path) -> Iterator[Factory]:
     for srv in made:
         if srv.proc is not None:
             srv.kill9()
-    assert server_module.running_servers() == []
+    # Only this test's servers: the session's shared server may be running.
+    assert standins_running() == []
+
+
+def standins_running() -> list[MininqServer]:
+    """Running servers of this module's stand-in kind (the session's shared
+    mininq server may be running beside them)."""
+    return [
+        s for s in server_module.running_servers()
+        if any(str(part).endswith("standin.py") for part in s.command)
+    ]
 
 
 def alive(pid: int) -> bool:
@@ -425,10 +435,10 @@ def test_server_start_passes_args_env_config_and_stops_cleanly(
     assert (srv.workdir / "mininq.toml").read_text() == "[worker]\nconcurrency = 2\n"
     assert Path(started["cwd"]) == srv.workdir
     assert started["env"] == {"MININQ_LOG_LEVEL": "debug", "STANDIN_MODE": ""}
-    assert server_module.running_servers() == [srv]
+    assert standins_running() == [srv]
 
     assert srv.stop() == 0
-    assert not srv.running and server_module.running_servers() == []
+    assert not srv.running and standins_running() == []
     print(f"stand-in start: {srv.start_seconds * 1000:.0f} ms")
 
 
@@ -452,7 +462,7 @@ def test_server_that_exits_during_start_up_is_reported_with_its_log(standin: Fac
         ServerError, match=r"(?s)exited with code 3 during start-up.*last 60 lines.*argv"
     ):
         srv.start()
-    assert not srv.running and server_module.running_servers() == []
+    assert not srv.running and standins_running() == []
 
 
 def test_server_that_never_gets_healthy_times_out_and_is_killed(standin: Factory) -> None:
@@ -462,7 +472,7 @@ def test_server_that_never_gets_healthy_times_out_and_is_killed(standin: Factory
         srv.start(timeout=1.0)
     took = time.monotonic() - started
     assert took < 4, f"start(timeout=1) gave up after {took:.2f} s"
-    assert not srv.running and server_module.running_servers() == []
+    assert not srv.running and standins_running() == []
 
 
 def test_server_waits_for_a_slow_start(standin: Factory) -> None:
@@ -481,7 +491,7 @@ def test_kill9_kills_the_group_and_escaped_descendants_then_restart(standin: Fac
     srv.kill9()
     assert srv.returncode == -signal.SIGKILL
     assert [p for p in pids if alive(p)] == []
-    assert server_module.running_servers() == []
+    assert standins_running() == []
 
     srv.restart()
     assert srv.running and srv.port == port and srv.db_path == db and srv.starts == 2
@@ -499,7 +509,7 @@ def test_stop_that_times_out_kills_the_group(standin: Factory) -> None:
     with pytest.raises(ServerError, match=r"did not exit within 0.5 s after SIGTERM"):
         srv.stop(timeout=0.5)
     assert [p for p in pids if alive(p)] == []
-    assert server_module.running_servers() == []
+    assert standins_running() == []
 
 
 def test_stop_reports_and_kills_orphans(standin: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -542,9 +552,10 @@ def test_stop_all_kills_what_a_failed_test_left(standin: Factory) -> None:
     srv = standin("child").start()
     wait_until(lambda: len(srv.pids()) == 2, timeout=5)
     pids = srv.pids()
-    assert server_module.stop_all() == [srv.url]
+    # Limited to this test's server: the session's shared server may be running.
+    assert server_module.stop_all(only=[srv]) == [srv.url]
     assert [p for p in pids if alive(p)] == []
-    assert server_module.stop_all() == []
+    assert server_module.stop_all(only=[srv]) == []
 
 
 def test_environment_runs_source_or_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

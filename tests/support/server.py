@@ -75,10 +75,14 @@ def running_servers() -> list[MininqServer]:
         return list(_registry)
 
 
-def stop_all() -> list[str]:
-    """Kill every server still registered; return their URLs (empty when all was clean)."""
+def stop_all(only: "Iterable[MininqServer] | None" = None) -> list[str]:
+    """Kill every server still registered (or those of `only` among them);
+    return their URLs (empty when all was clean)."""
     killed = []
+    chosen = None if only is None else set(map(id, only))
     for server in running_servers():
+        if chosen is not None and id(server) not in chosen:
+            continue
         killed.append(server.url)
         try:
             server.kill9()
