@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import ceilings, huey_peer, mininq_runs
 from bench import receiver as receiver_mod
 from bench.common import REPO_ROOT
-from bench.report import machine, render_doc, table
+from bench.report import machine, render_doc, source_revision, table
 from bench.rows import build_rows
 from bench.settings import Settings, make_settings
 
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"WARNING: {stale}")
     info = machine()
     info["load"] = _loadavg()
+    info["revision"] = source_revision(REPO_ROOT)
     if info["mininq"] == "not installed":
         try:
             import mininq

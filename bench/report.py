@@ -99,6 +99,20 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def source_revision(repo: str) -> str:
+    """The git commit measured, and whether mininq/ had uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "mininq"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes in mininq/" if dirty else "")
+
+
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
     model = "unknown"
@@ -204,8 +218,8 @@ def render_doc(rows: list[Row], info: dict[str, str], s: Settings, errors: dict[
         "## Machine",
         "",
         machine_lines(info),
-        f"- mininq {info['mininq']}, started as `{server}`" if server else
-        f"- mininq {info['mininq']}",
+        f"- mininq {info['mininq']} (git {info.get('revision', 'unknown')})"
+        + (f", started as `{server}`" if server else ""),
         "",
         "## Results" + (" (smoke run: tiny sizes, figures not meaningful)" if s.smoke else ""),
         "",
