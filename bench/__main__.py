@@ -129,11 +129,14 @@ def plan(rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> list[Step]:
         out["idle"] = idle
         out["rss_after_bytes"] = server.rss_bytes()
         out["pss_after_bytes"] = server.pss_bytes()
+        out["paused"] = mininq_runs.enqueue_only(server, rcv, "w1-paused", s.jobs)
         return out
 
     def w1b(server: mininq_runs.MininqServer) -> dict:
         with profiled(server, s, "w1b"):
-            return mininq_runs.throughput(server, rcv, "w1b", s.jobs, batch=100)
+            out = mininq_runs.throughput(server, rcv, "w1b", s.jobs, batch=100)
+        out["paused"] = mininq_runs.enqueue_only(server, rcv, "w1b-paused", s.jobs, batch=100)
+        return out
 
     def w2(server: mininq_runs.MininqServer) -> dict:
         with profiled(server, s, "w2"):

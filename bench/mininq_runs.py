@@ -230,6 +230,29 @@ def throughput(server: MininqServer, receiver: Receiver, queue: str, count: int,
     }
 
 
+def enqueue_only(server: MininqServer, receiver: Receiver, queue: str, count: int,
+                 batch: int = 1, connections: int = 32) -> dict:
+    """Enqueue into a paused queue: the HTTP and SQLite path with no deliveries
+    competing for the cores (a diagnostic beside W1/W1b, not a target)."""
+    server.create_queue(queue)
+    status, doc = server.call("POST", f"/queues/{queue}/pause")
+    if status != 200:
+        raise RuntimeError(f"pause {queue}: HTTP {status} {doc}")
+    one = job_body(receiver.url, queue)
+    if batch > 1:
+        path, body = "/jobs/batch", '{"jobs":[' + ",".join([one] * batch) + "]}"
+    else:
+        path, body = "/jobs", one
+    requests = max(1, count // batch)
+    result = run_json("bench.loadclient", {
+        "mode": "burst", "port": server.port, "path": path, "bodies": [body],
+        "count": requests, "connections": connections,
+    })
+    _check_statuses(result)
+    return {"jobs": requests * batch,
+            "enqueue_rate": requests * batch / (result["end"] - result["start"])}
+
+
 def latency(server: MininqServer, receiver: Receiver,
             phases: list[tuple[float, float]], queue: str = "w2") -> list[dict]:
     """W2: open-loop POSTs at each phase's rate; 201 → arrival, per phase."""
