@@ -18,6 +18,13 @@ GIL_SWITCH_INTERVAL_S = 0.0001
 def run_engine(settings: Config, wake_address: str) -> None:
     """Sanic passes a `config` kwarg to targets that take one on restart, so this
     parameter is named `settings`."""
+    try:
+        _run(settings, wake_address)
+    except KeyboardInterrupt:  # stopped while still starting, before our handlers
+        pass
+
+
+def _run(settings: Config, wake_address: str) -> None:
     from mininq.engine.runner import Engine
     from mininq.logs import setup_logging
 
