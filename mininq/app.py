@@ -24,7 +24,7 @@ from mininq.config import Config
 from mininq.engine.process import GIL_SWITCH_INTERVAL_S, run_engine
 from mininq.logs import get_logger, sanic_log_config
 from mininq.store import open_store, prepare_database
-from mininq.wake import WakeSender, address_for
+from mininq.wake import WakeFlag, WakeSender, address_for, engine_file
 
 log = get_logger("mininq.app")
 
@@ -70,7 +70,7 @@ def create_app(config: Config, wake_address: str) -> Sanic:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # see engine/process.py
         app.ctx.started = time.monotonic()
         app.ctx.store = await open_store(config.server.db_path, config.defaults)
-        app.ctx.waker = WakeSender(wake_address)
+        app.ctx.waker = WakeSender(wake_address, WakeFlag(engine_file(config.server.db_path)))
         app.ctx.engine_up = partial(_engine_up, app)
 
     @app.after_server_start

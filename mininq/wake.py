@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mmap
 import os
 import socket
 from collections.abc import Iterable
@@ -31,9 +32,49 @@ def address_for(db_path: str) -> str:
     return f"\0mininq-wake-{digest}"
 
 
+def engine_file(db_path: str) -> str:
+    """The engine's file beside the database: its lock (see engine/lock.py) and
+    the wake-pending flag (below)."""
+    return f"{db_path}-engine.lock"
+
+
+class WakeFlag:
+    """One shared byte: "a job wake is pending, the engine has not ticked since".
+
+    Under load most commits find it raised and skip the datagram: the engine
+    clears it at the start of every dispatch pass, before it claims, so a job
+    committed while it was raised is seen by that pass anyway.
+    """
+
+    SIZE = 8
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < self.SIZE:
+                os.ftruncate(fd, self.SIZE)
+            self._map = mmap.mmap(fd, self.SIZE)
+        finally:
+            os.close(fd)
+
+    def raise_(self) -> bool:
+        """Raise the flag; True if it was down (the caller must send the wake)."""
+        if self._map[0]:
+            return False
+        self._map[0] = 1
+        return True
+
+    def clear(self) -> None:
+        self._map[0] = 0
+
+    def close(self) -> None:
+        self._map.close()
+
+
 class WakeSender:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, flag: WakeFlag | None = None) -> None:
         self.address = address
+        self._flag = flag
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._scheduled: set[bytes] = set()
@@ -65,6 +106,8 @@ class WakeSender:
 
     def _send(self, kind: bytes) -> None:
         self._scheduled.discard(kind)
+        if kind == JOBS and self._flag is not None and not self._flag.raise_():
+            return  # the engine has a pass coming that will see this commit
         try:
             self._sock.sendto(kind, self.address)
         except OSError:  # engine not up yet, or its buffer is full: it will poll
@@ -72,6 +115,8 @@ class WakeSender:
 
     def close(self) -> None:
         self._sock.close()
+        if self._flag is not None:
+            self._flag.close()
 
 
 class Signal:

@@ -23,7 +23,7 @@ from mininq.engine.finisher import Finisher
 from mininq.engine.ratelimit import TokenBucket
 from mininq.logs import get_logger, log_event
 from mininq.store import Store
-from mininq.wake import Signal
+from mininq.wake import Signal, WakeFlag
 
 log = get_logger("mininq.engine")
 
@@ -47,12 +47,13 @@ def deal(free: int, room: dict[str, int], order: list[str]) -> dict[str, int]:
 
 class Dispatcher:
     def __init__(self, config: Config, store: Store, deliverer: Deliverer, finisher: Finisher,
-                 signal: Signal) -> None:
+                 signal: Signal, wake_flag: WakeFlag | None = None) -> None:
         self.config = config
         self.store = store
         self.deliverer = deliverer
         self.finisher = finisher
         self.signal = signal
+        self.wake_flag = wake_flag
         self.in_flight: Counter[str] = Counter()
         self.tasks: set[asyncio.Task] = set()
         self.buckets: dict[str, tuple[float, float, TokenBucket]] = {}
@@ -117,6 +118,8 @@ class Dispatcher:
         With `probe` (the sleep ran out, nobody woke us) it first asks which
         queues have anything due, a read, so an idle engine never takes the
         write lock just to find nothing."""
+        if self.wake_flag is not None:
+            self.wake_flag.clear()  # before claiming: later commits must wake us again
         now = now_ms()
         defaults = self.config.defaults
         free = self.config.worker.concurrency - self.total_in_flight

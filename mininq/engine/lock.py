@@ -12,10 +12,12 @@ from __future__ import annotations
 import fcntl
 import os
 
+from mininq.wake import engine_file
+
 
 class EngineLock:
     def __init__(self, db_path: str) -> None:
-        self.path = f"{db_path}-engine.lock"
+        self.path = engine_file(db_path)
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:

@@ -25,7 +25,7 @@ from mininq.engine.scheduler import run_scheduler
 from mininq.engine.supervisor import supervise
 from mininq.logs import get_logger, log_event
 from mininq.store import open_store
-from mininq.wake import JOBS, QUEUES, SCHEDULES, Signal, WakeReceiver
+from mininq.wake import JOBS, QUEUES, SCHEDULES, Signal, WakeFlag, WakeReceiver, engine_file
 
 log = get_logger("mininq.engine")
 
@@ -75,7 +75,8 @@ class Engine:
         wake.attach(dispatch_signal, QUEUES, notify=True)
         schedule_signal = wake.signal(SCHEDULES)
         reaper_signal, cleanup_signal = Signal(), Signal()
-        dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal)
+        flag = WakeFlag(engine_file(cfg.server.db_path))
+        dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal, flag)
         try:
             recovered = await recover(store, FAR_FUTURE_MS)
             log_event(log, logging.INFO, "engine started", recovered=recovered,
@@ -104,5 +105,6 @@ class Engine:
             log_event(log, logging.INFO, "engine stopped")
         finally:
             wake.close()
+            flag.close()
             await deliverer.close()
             await store.close()
