@@ -108,10 +108,13 @@ def _engine_up(app: Sanic) -> bool:
 
 
 async def _watch_engine(app: Sanic) -> None:
-    """Restart the engine if its process died (Sanic marks it FAILED and stops there)."""
+    """Restart the engine if its process died (Sanic marks it FAILED and stops there).
+
+    The state lives in Sanic's manager process: each read is a blocking round
+    trip, so it runs in a thread, off the event loop."""
     while True:
         await asyncio.sleep(ENGINE_WATCH_S)
-        if _engine_state(app) == "FAILED":
+        if await asyncio.to_thread(_engine_state, app) == "FAILED":
             log.error("the engine process died; restarting it")
             try:
                 app.m.restart(ENGINE_PROCESS)

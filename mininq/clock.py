@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 _offset_ms = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_last_second = -1
+_last_prefix = ""
 
 
 def now_ms() -> int:
@@ -26,10 +28,14 @@ def set_offset_ms(offset_ms: int) -> None:
 
 def to_rfc3339(ms: int | None) -> str | None:
     """Epoch milliseconds to `2026-11-27T10:00:01.234Z`."""
+    global _last_second, _last_prefix
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    second, milli = divmod(ms, 1000)
+    if second != _last_second:  # a response's times mostly share their second
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = second
+    return f"{_last_prefix}.{milli:03d}Z"
 
 
 def parse_rfc3339(text: str) -> int:

@@ -21,15 +21,21 @@ LEASE_LOST = "delivery interrupted: the process delivering it stopped before an 
 
 
 def engine_pid(srv: MininqServer) -> int | None:
-    """The server's process holding `<db>-engine.lock` open: the engine."""
-    lock = f"{srv.db_path}-engine.lock"
-    for pid in srv.pids()[1:]:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        try:
-            if any(os.readlink(fd) == lock for fd in fd_dir.iterdir()):
+    """The server's process holding the flock on `<db>-engine.lock`: the engine.
+
+    (The HTTP process has that file open too, for the wake flag; only the
+    engine holds the lock, and /proc/locks names the holder.)"""
+    try:
+        inode = os.stat(f"{srv.db_path}-engine.lock").st_ino
+    except FileNotFoundError:
+        return None
+    children = set(srv.pids()[1:])
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and fields[-3].endswith(f":{inode}"):
+            pid = int(fields[-4])
+            if pid in children:
                 return pid
-        except OSError:
-            continue  # gone meanwhile, or an fd closed under us
     return None
 
 

@@ -4,6 +4,7 @@ picklable by name: Sanic starts it with multiprocessing spawn)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from mininq.config import Config
@@ -13,6 +14,12 @@ from mininq.config import Config
 # wait that long for the event loop thread to hand it back. 0.1 ms measured best
 # for enqueue-to-delivery p99 (both processes set it).
 GIL_SWITCH_INTERVAL_S = 0.0001
+
+# The engine runs at a lower CPU priority than the HTTP API: when both want the
+# CPU, accepting jobs (a caller waits for the 201) comes before delivering
+# them (durable, they can wait a moment). On two cores this raised single-POST
+# enqueue under full delivery load by about 40 % and end-to-end by 20 %.
+ENGINE_NICE = 10
 
 
 def run_engine(settings: Config, wake_address: str) -> None:
@@ -30,6 +37,7 @@ def _run(settings: Config, wake_address: str) -> None:
 
     setup_logging(settings.logging)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    os.nice(ENGINE_NICE)
     try:
         import uvloop
 
