@@ -30,7 +30,7 @@ log = get_logger("mininq.app")
 
 ENGINE = "mininq-engine"
 ENGINE_PROCESS = f"Sanic-{ENGINE}-0"
-ENGINE_WATCH_S = 1.0
+ENGINE_WATCH_S = 3.0
 
 
 def create_app(config: Config, wake_address: str) -> Sanic:
@@ -99,7 +99,7 @@ def create_app(config: Config, wake_address: str) -> Sanic:
 def _engine_state(app: Sanic) -> str | None:
     try:
         return app.m.workers.get(ENGINE_PROCESS, {}).get("state")
-    except Exception:  # the manager is gone (shutting down) or absent (single process)
+    except Exception:  # noqa: BLE001 - the manager is gone (shutting down) or absent
         return None
 
 

@@ -7,10 +7,10 @@ scheduling); they become RFC 3339 strings only at the API boundary.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _offset_ms = 0
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _last_second = -1
 _last_prefix = ""
 

@@ -139,7 +139,7 @@ class Signal:
         if not self._event.is_set() and timeout_s > 0:
             try:
                 await asyncio.wait_for(self._event.wait(), timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         woken = self._event.is_set()
         self._event.clear()

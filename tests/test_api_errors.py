@@ -45,13 +45,6 @@ def assert_error_shape(resp: Response, status: int | None = None) -> dict:
     return body
 
 
-def settled(srv: MininqServer) -> MininqServer:
-    """Wait out the first moments after start-up: a SIGTERM that lands while Sanic's
-    main process still waits for the worker's ack hangs it (Sanic 25.12)."""
-    time.sleep(0.3)
-    return srv
-
-
 @pytest.fixture(scope="module")
 def targets(api: ApiClient) -> dict[str, str]:
     """A real queue and schedule for the routes that need one."""
@@ -169,7 +162,6 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MininqSer
         tmp_path_factory.mktemp("small-body"), config_toml="[server]\nmax_body_bytes = 2048\n"
     )
     with srv:
-        settled(srv)
         yield srv
 
 

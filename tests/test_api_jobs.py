@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support import ApiClient, Receiver, Reply, Response
+from support.asserts import assert_error
 
 NOWHERE = "http://127.0.0.1:9/never"  # never called: its queue is paused
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -26,16 +27,6 @@ JOB_FIELDS = {
     "updated_at", "result", "last_error", "schedule_id",
 }  # fmt: skip
 DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
-
-
-def assert_error(resp: Response, status: int, field: str | None = None) -> str:
-    """The SPEC §5 error shape with this status, its message naming `field` first."""
-    body = resp.expect(status)
-    assert isinstance(body, dict) and set(body) == {"error", "status"}, resp
-    assert body["status"] == status and isinstance(body["error"], str), resp
-    if field is not None:
-        assert body["error"].startswith(f"{field}:"), f"error should name {field!r}: {resp}"
-    return body["error"]
 
 
 def ms(text: str) -> int:

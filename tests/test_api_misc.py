@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import ApiClient, MininqServer, Receiver, Response, free_port
+from support import ApiClient, MininqServer, Receiver, free_port
+from support.asserts import assert_error
 from support.server import REPO_ROOT
 
 import mininq
@@ -64,20 +65,6 @@ PROMETHEUS_FAMILIES = {
     "mininq_engine_up": "gauge",
 }
 SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$')
-
-
-def assert_error(resp: Response, status: int) -> str:
-    body = resp.expect(status)
-    assert isinstance(body, dict) and set(body) == {"error", "status"}, resp
-    assert body["status"] == status, resp
-    return body["error"]
-
-
-def settled(srv: MininqServer) -> MininqServer:
-    """Wait out the first moments after start-up: a SIGTERM that lands while Sanic's
-    main process still waits for the worker's ack hangs it (Sanic 25.12)."""
-    time.sleep(0.3)
-    return srv
 
 
 # -- /health ----------------------------------------------------------------------
@@ -388,7 +375,6 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MininqSer
     )
     srv.file_port, srv.env_port = file_port, env_port  # type: ignore[attr-defined]
     with srv:
-        settled(srv)
         yield srv
 
 

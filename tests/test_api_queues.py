@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 import pytest
-from support import ApiClient, Receiver, Reply, Response
+from support import ApiClient, Receiver, Reply
+from support.asserts import assert_error
 
 NOWHERE = "http://127.0.0.1:9/never"  # never called: its queue is paused
 QUEUE_FIELDS = {
@@ -17,16 +18,6 @@ QUEUE_FIELDS = {
     "pending", "running", "completed", "dead", "cancelled", "created_at", "updated_at",
 }  # fmt: skip
 COUNTS = ("pending", "running", "completed", "dead", "cancelled")
-
-
-def assert_error(resp: Response, status: int, field: str | None = None) -> str:
-    """The SPEC §5 error shape with this status, its message naming `field` first."""
-    body = resp.expect(status)
-    assert isinstance(body, dict) and set(body) == {"error", "status"}, resp
-    assert body["status"] == status and isinstance(body["error"], str), resp
-    if field is not None:
-        assert body["error"].startswith(f"{field}:"), f"error should name {field!r}: {resp}"
-    return body["error"]
 
 
 def counts(queue: dict) -> dict[str, int]:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from support import ApiClient, Response, wait_until
+from support import ApiClient, wait_until
+from support.asserts import assert_error
 
 NOWHERE = "http://127.0.0.1:9/never"
 YEARLY = "0 0 0 1 1 *"
@@ -22,16 +23,6 @@ SCHEDULE_FIELDS = {
     "updated_at",
 }  # fmt: skip
 UNKNOWN_ID = "01900000-0000-7000-8000-000000000000"
-
-
-def assert_error(resp: Response, status: int, field: str | None = None) -> str:
-    """The SPEC §5 error shape with this status, its message naming `field` first."""
-    body = resp.expect(status)
-    assert isinstance(body, dict) and set(body) == {"error", "status"}, resp
-    assert body["status"] == status and isinstance(body["error"], str), resp
-    if field is not None:
-        assert body["error"].startswith(f"{field}:"), f"error should name {field!r}: {resp}"
-    return body["error"]
 
 
 def when(text: str) -> datetime:

@@ -36,7 +36,7 @@ def _next_run(expression: str, timezone: str) -> int:
 
 def _strip(message: str, field: str) -> str:
     prefix = f"{field}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    return message.removeprefix(prefix)
 
 
 @bp.post("/schedules")

@@ -20,7 +20,7 @@ STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 async def health(request: Request):
     try:
         await asyncio.wait_for(request.app.ctx.store.health_write(), timeout=5)
-    except Exception as exc:  # any failure to write means "not healthy"
+    except Exception as exc:  # noqa: BLE001 - any failure to write means "not healthy"
         return json_response(
             {"error": f"database: can't be written ({exc})", "status": 503,
              "version": __version__}, 503

@@ -103,7 +103,7 @@ def callback_url(field: str, value: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(field, "must be an absolute http or https URL")
     try:
-        parts.port
+        _ = parts.port  # raises for a port that is not a number
     except ValueError:
         raise ValidationError(field, "has an invalid port") from None
     if any(c in url for c in "\r\n\t "):

@@ -56,7 +56,7 @@ class Engine:
             try:
                 await asyncio.wait_for(self._stop.wait(), LOCK_RETRY_S)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         try:
             await self._run_locked()
@@ -81,7 +81,7 @@ class Engine:
             recovered = await recover(store, FAR_FUTURE_MS)
             log_event(log, logging.INFO, "engine started", recovered=recovered,
                       concurrency=cfg.worker.concurrency)
-            stopping = lambda: self.stopping  # noqa: E731
+            stopping = lambda: self.stopping
             loops = [
                 supervise("dispatch", dispatcher.run, stopping),
                 supervise("reaper", lambda: run_reaper(

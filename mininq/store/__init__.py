@@ -7,7 +7,7 @@ from typing import Any
 from mininq.store.base import Store
 from mininq.store.errors import Conflict, NotFound, StoreError
 
-__all__ = ["Store", "Conflict", "NotFound", "StoreError", "open_store", "prepare_database"]
+__all__ = ["Conflict", "NotFound", "Store", "StoreError", "open_store", "prepare_database"]
 
 
 def prepare_database(db_path: str) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -75,7 +76,7 @@ def running_servers() -> list[MininqServer]:
         return list(_registry)
 
 
-def stop_all(only: "Iterable[MininqServer] | None" = None) -> list[str]:
+def stop_all(only: Iterable[MininqServer] | None = None) -> list[str]:
     """Kill every server still registered (or those of `only` among them);
     return their URLs (empty when all was clean)."""
     killed = []

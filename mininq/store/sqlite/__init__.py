@@ -10,7 +10,7 @@ from mininq.store.sqlite import dispatch, jobs, queues, schedules, stats
 from mininq.store.sqlite.connection import Database, connect_sync
 from mininq.store.sqlite.schema import SchemaTooNew, migrate
 
-__all__ = ["SqliteStore", "SchemaTooNew", "migrate_file"]
+__all__ = ["SchemaTooNew", "SqliteStore", "migrate_file"]
 
 
 def migrate_file(path: str) -> int:

@@ -69,7 +69,7 @@ def _run_locked(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tu
             fn, args = ops[0]
             try:
                 out.append((True, fn(conn, *args)))
-            except Exception as exc:  # the caller gets its own error; nothing to keep
+            except Exception as exc:  # noqa: BLE001 - the caller gets its own error
                 conn.execute("ROLLBACK")
                 return [(False, exc)]
         else:
@@ -77,7 +77,7 @@ def _run_locked(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tu
                 conn.execute("SAVEPOINT op")
                 try:
                     value = fn(conn, *args)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - that op alone fails
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     out.append((False, exc))
@@ -171,7 +171,7 @@ class Database:
                     results = await self._writer._execute(
                         _run_batch, self._writer._conn, self._lock_fd, ops
                     )
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - every waiter learns it
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)

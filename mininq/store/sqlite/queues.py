@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from mininq.store.errors import Conflict, NotFound
-from mininq.store.sqlite import counts
+from mininq.store.sqlite import counts, rows
 
 JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
 SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS, "paused")
@@ -80,24 +80,14 @@ def queue_settings(conn: sqlite3.Connection) -> list[dict]:
 def create_queue(conn: sqlite3.Connection, name: str, settings: dict, now: int) -> dict:
     if conn.execute("SELECT 1 FROM queues WHERE name = ?", (name,)).fetchone():
         raise Conflict(f"queue {name!r} already exists")
-    fields = [f for f in SETTING_FIELDS if f in settings]
-    cols = ", ".join(["name", "created_at", "updated_at", *fields])
-    marks = ", ".join("?" * (3 + len(fields)))
-    conn.execute(
-        f"INSERT INTO queues ({cols}) VALUES ({marks})",
-        (name, now, now, *(settings[f] for f in fields)),
-    )
+    settings = {f: settings[f] for f in SETTING_FIELDS if f in settings}
+    rows.insert(conn, "queues", {"name": name, "created_at": now, "updated_at": now, **settings})
     return get_queue(conn, name)
 
 
 def update_queue(conn: sqlite3.Connection, name: str, changes: dict, now: int) -> dict:
-    fields = [f for f in SETTING_FIELDS if f in changes]
-    sets = ", ".join(f"{f} = ?" for f in [*fields, "updated_at"])
-    cur = conn.execute(
-        f"UPDATE queues SET {sets} WHERE name = ?",
-        (*(changes[f] for f in fields), now, name),
-    )
-    if cur.rowcount == 0:
+    changes = {f: changes[f] for f in SETTING_FIELDS if f in changes}
+    if rows.update(conn, "queues", "name", name, {**changes, "updated_at": now}) == 0:
         raise NotFound(f"queue {name!r} not found")
     return get_queue(conn, name)
 

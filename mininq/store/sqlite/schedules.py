@@ -7,6 +7,7 @@ from typing import Any
 
 from mininq.ids import uuid7
 from mininq.store.errors import NotFound
+from mininq.store.sqlite import rows
 from mininq.store.sqlite.jobs import create_job
 from mininq.store.sqlite.queues import ensure_queue
 
@@ -35,26 +36,17 @@ def list_schedules(conn: sqlite3.Connection, limit: int, offset: int, after: str
 def create_schedule(conn: sqlite3.Connection, spec: dict, now: int) -> dict:
     ensure_queue(conn, spec["queue_name"], now)
     schedule_id = uuid7()
-    fields = [f for f in FIELDS if f in spec]
-    cols = ", ".join(["id", "created_at", "updated_at", *fields])
-    marks = ", ".join("?" * (3 + len(fields)))
-    conn.execute(
-        f"INSERT INTO schedules ({cols}) VALUES ({marks})",
-        (schedule_id, now, now, *(spec[f] for f in fields)),
-    )
+    values = {f: spec[f] for f in FIELDS if f in spec}
+    rows.insert(conn, "schedules",
+                {"id": schedule_id, "created_at": now, "updated_at": now, **values})
     return get_schedule(conn, schedule_id)
 
 
 def update_schedule(conn: sqlite3.Connection, schedule_id: str, changes: dict, now: int) -> dict:
-    fields = [f for f in FIELDS if f in changes]
     if "queue_name" in changes:
         ensure_queue(conn, changes["queue_name"], now)
-    sets = ", ".join(f"{f} = ?" for f in [*fields, "updated_at"])
-    cur = conn.execute(
-        f"UPDATE schedules SET {sets} WHERE id = ?",
-        (*(changes[f] for f in fields), now, schedule_id),
-    )
-    if cur.rowcount == 0:
+    values = {f: changes[f] for f in FIELDS if f in changes}
+    if rows.update(conn, "schedules", "id", schedule_id, {**values, "updated_at": now}) == 0:
         raise NotFound(f"schedule {schedule_id} not found")
     return get_schedule(conn, schedule_id)
 
