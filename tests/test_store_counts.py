@@ -100,3 +100,16 @@ def test_counts_follow_every_write(tmp_path, seed):
             tx(conn, dispatch.delete_finished, rnd.choice(["completed", "dead", "cancelled"]),
                now, rnd.randint(1, 5))
         assert kept(conn) == actual(conn), f"after step {step} ({op})"
+
+
+def test_claim_respects_a_pause_committed_after_the_plan(tmp_path):
+    """The engine decides what to claim from settings read a moment earlier; a
+    pause committed in between must still stop the claim."""
+    conn = connect_sync(str(tmp_path / "p.db"))
+    migrate(conn)
+    spec = {"queue_name": "q", "callback_url": "http://x/h", "payload": "{}", "visible_at": 1}
+    tx(conn, jobs.create_jobs, [spec, spec], DEFAULTS, 1)
+    tx(conn, queues.update_queue, "q", {"paused": True}, 2)
+    assert tx(conn, dispatch.claim, [("q", 5)], 3, 100) == []
+    tx(conn, queues.update_queue, "q", {"paused": False}, 4)
+    assert len(tx(conn, dispatch.claim, [("q", 5)], 5, 100)) == 2

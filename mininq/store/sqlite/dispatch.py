@@ -18,6 +18,9 @@ WHERE id IN (
     ORDER BY priority DESC, visible_at, id
     LIMIT :n
 )
+-- The engine plans claims from queue settings it read a moment earlier; a
+-- pause committed since then still wins.
+AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 1)
 RETURNING id, queue_name, priority, visible_at, callback_url, payload, headers, attempt,
     max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
 """
