@@ -1,12 +1,13 @@
 # mininq tasks. `just --list` shows them.
 
-python := env_var_or_default("PYTHON", "python3")
+# The Quick start's .venv when it exists; PYTHON overrides.
+python := env_var_or_default("PYTHON", if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } else { "python3" })
 
 # Run mininq from source with ./mininq.db on 127.0.0.1:6390
 run *ARGS:
     {{python}} -m mininq serve {{ARGS}}
 
-# The whole test suite (the same command CI runs)
+# The whole test suite
 test *ARGS:
     {{python}} -m pytest {{ARGS}}
 
