@@ -190,7 +190,7 @@ def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, max_
     least), so that the transaction stays short. Returns how many jobs went.
 
     Oldest first through jobs_finished: the scan stops at the first young row
-    instead of reading every job of the status (what jobs_status would do).
+    instead of reading every job of the status (what a (status, id) index would do).
     """
     found: list[tuple[str, str]] = []
     rows = 0

@@ -92,14 +92,19 @@ def list_jobs(
     offset: int = 0,
     after: str | None = None,
 ) -> list[dict]:
-    """Newest first. A queue filter without a status merges per-status index scans,
-    so that no filter combination sorts the whole table."""
-    if queue is not None and status is None and schedule_id is None:
+    """Newest first, never sorting the table: the (queue, status, id) index
+    answers a queue and a status together, and a filter on only one of them
+    merges that index's scans over the other's values (statuses, or queues).
+    There is no (status, id) index: each would cost every write of a job."""
+    if schedule_id is None and (queue is None) != (status is None):
+        if queue is not None:
+            pairs = [(queue, st) for st in STATUSES]
+        else:
+            names = [r[0] for r in conn.execute("SELECT name FROM queues")]
+            pairs = [(name, status) for name in names]
         rows: list[dict] = []
-        for st in STATUSES:
-            rows.extend(
-                list_jobs(conn, queue=queue, status=st, limit=limit + offset, after=after)
-            )
+        for q, st in pairs:
+            rows.extend(list_jobs(conn, queue=q, status=st, limit=limit + offset, after=after))
         rows.sort(key=lambda r: r["id"], reverse=True)
         return rows[offset : offset + limit]
     where, args = [], []

@@ -61,7 +61,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key)
                WHERE idempotency_key IS NOT NULL""",
             "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE status = 'running'",
-            "CREATE INDEX jobs_status ON jobs (status, id)",
             "CREATE INDEX jobs_queue_status ON jobs (queue_name, status, id)",
             "CREATE INDEX jobs_schedule ON jobs (schedule_id, id) WHERE schedule_id IS NOT NULL",
             # Retention: oldest finished jobs of one status first, without
