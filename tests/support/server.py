@@ -54,6 +54,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+PORT_FREE_WAIT_S = 5.0
+
+
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Same option the server uses: TIME_WAIT leftovers don't count, a listener does.
@@ -281,8 +284,15 @@ class MininqServer:
         """Launch the server and wait until GET /health answers 200."""
         if self.running:
             raise ServerError(f"server {self.url} is already running (pid {self.pid})")
-        if not _port_is_free(self.host, self.port):
-            raise ServerError(f"port {self.port} is already in use; cannot start {self.command}")
+        # A restart right after kill9 may find the old listener still being torn
+        # down for a moment; a port that stays taken is an error.
+        deadline = time.monotonic() + PORT_FREE_WAIT_S
+        while not _port_is_free(self.host, self.port):
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"port {self.port} is already in use; cannot start {self.command}"
+                )
+            time.sleep(0.05)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
