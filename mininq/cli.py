@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from typing import Any, NoReturn
@@ -123,9 +124,17 @@ def _backup(config: Config, dest: str) -> None:
     print(f"mininq: backed up {config.server.db_path} to {dest} ({size} bytes, {elapsed_ms} ms)")
 
 
+def _stop_during_start_up(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mininq` executable and of `python -m mininq`."""
     multiprocessing.freeze_support()  # first: a frozen child must not reach argparse
+    # Until Sanic installs its own handlers, a stop request ends start-up with
+    # exit 0: nothing has started yet that would need stopping.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_during_start_up)
     args = build_parser().parse_args(argv)
     config = _load(args)
     if args.command == "check-config":

@@ -7,7 +7,7 @@ import signal
 
 
 def test_sigterm_right_after_start_exits_cleanly(make_server):
-    for attempt in range(4):
+    for attempt in range(8):
         server = make_server()
         code = server.stop(sig=signal.SIGTERM, timeout=15)
         assert code == 0, f"attempt {attempt}: exit code {code}\n{server.log_tail()}"
