@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 from support import ApiClient, MininqServer, Receiver, Reply, wait_until
+from support.sqlite_tx import tx
 
 from mininq.config import DefaultsConfig, WorkerConfig
 from mininq.engine.cleanup import DAY_MS, MAX_ROWS, clean, cutoffs
@@ -62,17 +63,6 @@ def query(db_path: Path | str, sql: str, *args: object) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
-
-
-def tx(conn: sqlite3.Connection, fn, *args):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        out = fn(conn, *args)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return out
 
 
 def make_finished(conn: sqlite3.Connection, queue: str, n: int, outcomes: list[str],

@@ -11,6 +11,7 @@ import random
 
 import orjson
 import pytest
+from support.sqlite_tx import tx
 
 from mininq.config import DefaultsConfig
 from mininq.store.errors import Conflict
@@ -30,17 +31,6 @@ def actual(conn) -> dict:
 
 def kept(conn) -> dict:
     return {(r[0], r[1]): r[2] for r in conn.execute("SELECT * FROM job_counts") if r[2]}
-
-
-def tx(conn, fn, *args):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        out = fn(conn, *args)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return out
 
 
 @pytest.mark.parametrize("seed", range(5))
