@@ -12,7 +12,8 @@ that talks to the multiprocessing manager; when the signal lands while the
 main thread is itself mid-call to the manager (it polls it constantly during
 start-up), the two calls interleave on one connection and the main process
 dies with a traceback and exit 1. The handler below only records the request
-and wakes the monitor loop, which shuts down outside the handler.
+and wakes the monitor loop, which shuts down outside the handler (checked
+again after every poll, since the wake-up message itself ends the loop).
 
 Idle cost: between messages the manager syncs every process's state through
 its multiprocessing manager 10 times a second, about 1 % of a core for the
@@ -76,7 +77,12 @@ def _wait_for_ack(self: WorkerManager) -> None:
 def _patient_poll_monitor(self: WorkerManager):  # type: ignore[no-untyped-def]
     self.monitor_subscriber.poll(MONITOR_IDLE_WAIT_S)  # returns as soon as a message is there
     _shutdown_if_requested(self)
-    return _poll_monitor(self)
+    cycle = _poll_monitor(self)
+    # A signal that lands inside Sanic's own poll leaves its wake-up None in the
+    # pipe, and that None ends the monitor loop: shut down before the loop
+    # joins the workers, or they are never told to stop and the join waits forever.
+    _shutdown_if_requested(self)
+    return cycle
 
 
 def apply() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -345,10 +346,11 @@ class MininqServer:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            stacks = self._dump_stacks()
             self.kill9()
             name = signal.Signals(sig).name
             raise ServerError(
-                self._explain(f"did not exit within {timeout} s after {name}")
+                self._explain(f"did not exit within {timeout} s after {name}") + stacks
             ) from None
         leftovers = {} if orphan_grace is None else self._wait_family_gone(orphan_grace)
         self._sweep()
@@ -444,6 +446,27 @@ class MininqServer:
             time.sleep(0.01)
         with _registry_lock:
             _registry.discard(self)
+
+    def _dump_stacks(self) -> str:
+        """Every thread's stack in every process of the group (py-spy), for a stuck stop."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not os.access(spy, os.X_OK):
+            return "\n(no py-spy to show where the processes were stuck)"
+        out = []
+        for pid in sorted(self._family()):
+            try:
+                dump = subprocess.run(
+                    [spy, "dump", "--pid", str(pid)],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                )
+                text = dump.stdout + dump.stderr
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                text = f"py-spy failed: {exc}"
+            out.append(f"--- stacks of pid {pid} ---\n{text}")
+        return "\n" + "\n".join(out)
 
     def _explain(self, what: str) -> str:
         return (
