@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from mininq.clock import to_rfc3339
 from mininq.config import LoggingConfig
 
 TRACE = 5
@@ -77,9 +78,8 @@ class JsonFormatter(logging.Formatter):
     """One orjson object per line: ts, level, logger, event, then the fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        secs, ms = divmod(int(record.created * 1000), 1000)
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z",
+            "ts": to_rfc3339(int(record.created * 1000)),
             "level": _level_name(record.levelno),
             "logger": record.name,
             "event": _event(record),
@@ -160,3 +160,14 @@ def setup_logging(cfg: LoggingConfig) -> None:
     """Configure logging for this process (the CLI, the engine process, tests)."""
     logging.config.dictConfig(sanic_log_config(cfg))
     logging.captureWarnings(True)
+    _lean_records()
+
+
+def _lean_records() -> None:
+    """Skip what our formatters never print: the caller's file and line (a stack
+    walk per record), thread and process names. The engine logs every delivery,
+    and this takes a third off each line's cost (logging HOWTO, "Optimization")."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
