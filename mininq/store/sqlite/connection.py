@@ -2,10 +2,11 @@
 
 Every write is a plain synchronous function `fn(conn, *args)` over a
 `sqlite3.Connection`. Writes that arrive while a transaction is being
-written wait, then all run together inside ONE `BEGIN IMMEDIATE … COMMIT`
-(each in its own savepoint, so one failing write does not undo the others):
+written wait, then all run together inside ONE `BEGIN IMMEDIATE … COMMIT`:
 concurrent requests share a commit instead of paying one each, and every
-caller still learns only after COMMIT that its write is durable.
+caller still learns only after COMMIT that its write is durable. If one of
+them fails, the transaction is rolled back and run again with each write in
+its own savepoint, so that one failing write does not undo the others.
 
 A whole batch runs in aiosqlite's connection thread in one hop
 (`Connection._execute`), instead of one hop per statement; reads get their
@@ -62,6 +63,39 @@ def _run_batch(conn: sqlite3.Connection, lock_fd: int, ops: list[tuple[Callable[
 
 
 def _run_locked(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> list:
+    if len(ops) > 1:
+        values = _run_together(conn, ops)
+        if values is not None:
+            return [(True, value) for value in values]
+    return _run_apart(conn, ops)
+
+
+def _run_together(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> list | None:
+    """Every op in one transaction without savepoints (two statements fewer per
+    op, a tenth of a single-job insert); None, with nothing written, if any op
+    failed. Ops are plain functions of the connection and their own arguments,
+    so running them again after the rollback is safe."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        values = [fn(conn, *args) for fn, args in ops]
+    except Exception:  # noqa: BLE001 - _run_apart tells each caller its own result
+        conn.execute("ROLLBACK")
+        return None
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return values
+
+
+def _run_apart(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> list:
+    """Every op in one transaction, each in its own savepoint: a failing op is
+    undone alone and its caller gets the error; the others commit."""
     conn.execute("BEGIN IMMEDIATE")
     out: list[tuple[bool, Any]] = []
     try:
