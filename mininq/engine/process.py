@@ -9,6 +9,10 @@ import sys
 
 from mininq.config import Config
 
+# The name it is managed under; Sanic calls the process "Sanic-<name>-<index>".
+ENGINE = "mininq-engine"
+ENGINE_PROCESS = f"Sanic-{ENGINE}-0"
+
 # SQLite runs in aiosqlite's thread and gives the GIL up on every step (each
 # row a claim returns); with Python's default 5 ms switch interval each step can
 # wait that long for the event loop thread to hand it back. 0.1 ms measured best
