@@ -9,7 +9,6 @@ the dashboard (Jinja2) and the async store would only cost it memory.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from functools import partial
 
@@ -20,7 +19,7 @@ from mininq.api.auth import SAFE_METHODS, is_authorized, is_public, same_origin
 from mininq.api.responses import error_response, handle_error
 from mininq.config import Config
 from mininq.dashboard import dashboard
-from mininq.engine.process import ENGINE_PROCESS, GIL_SWITCH_INTERVAL_S
+from mininq.engine.process import ENGINE_PROCESS
 from mininq.logs import get_logger
 from mininq.store import open_store
 from mininq.wake import WakeFlag, WakeSender, engine_file
@@ -53,7 +52,6 @@ def add_http(app: Sanic, config: Config, wake_address: str) -> None:
 
     @app.before_server_start
     async def open_resources(app: Sanic):
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # see engine/process.py
         app.ctx.started = time.monotonic()
         app.ctx.store = await open_store(config.server.db_path, config.defaults)
         app.ctx.waker = WakeSender(wake_address, WakeFlag(engine_file(config.server.db_path)))

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
 from mininq.config import Config
 
 # The name it is managed under; Sanic calls the process "Sanic-<name>-<index>".
 ENGINE = "mininq-engine"
 ENGINE_PROCESS = f"Sanic-{ENGINE}-0"
-
-# SQLite runs in aiosqlite's thread and gives the GIL up on every step (each
-# row a claim returns); with Python's default 5 ms switch interval each step can
-# wait that long for the event loop thread to hand it back. 0.1 ms measured best
-# for enqueue-to-delivery p99 (both processes set it).
-GIL_SWITCH_INTERVAL_S = 0.0001
 
 # The engine runs at a lower CPU priority than the HTTP API: when both want the
 # CPU, accepting jobs (a caller waits for the 201) comes before delivering
@@ -40,7 +33,6 @@ def _run(settings: Config, wake_address: str) -> None:
     from mininq.logs import setup_logging
 
     setup_logging(settings.logging)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     os.nice(ENGINE_NICE)
     try:
         import uvloop
