@@ -103,3 +103,29 @@ def test_claim_respects_a_pause_committed_after_the_plan(tmp_path):
     assert tx(conn, dispatch.claim, [("q", 5)], 3, 100) == []
     tx(conn, queues.update_queue, "q", {"paused": False}, 4)
     assert len(tx(conn, dispatch.claim, [("q", 5)], 5, 100)) == 2
+
+
+def test_outcomes_of_reaped_jobs_change_nothing_beside_live_ones(tmp_path):
+    """One batch of outcomes, two of whose jobs the reaper took back meanwhile:
+    only the two still running change; every attempt row is kept."""
+    conn = connect_sync(str(tmp_path / "r.db"))
+    migrate(conn)
+    spec = {"queue_name": "q", "callback_url": "http://x/h", "payload": "{}", "visible_at": 1}
+    tx(conn, jobs.create_jobs, [spec] * 4, DEFAULTS, 1)
+    early = tx(conn, dispatch.claim, [("q", 2)], 10, 0)  # leases end at 10 + timeout
+    late = tx(conn, dispatch.claim, [("q", 2)], 10_000, 0)
+    reaped = tx(conn, dispatch.reap, 20_000, 10 + DEFAULTS.timeout_ms + 1)
+    assert sorted(r["id"] for r in reaped) == sorted(j["id"] for j in early)
+    outcomes = [
+        {"id": j["id"], "attempt": j["attempt"], "queue_name": "q", "started_at": 10,
+         "duration_ms": 3, "status_code": 200, "result": "ok", "error": None,
+         "visible_at": None, "outcome": "completed"}
+        for j in early + late
+    ]
+    assert tx(conn, dispatch.finish, outcomes, 20_001) == 2
+    status = dict(conn.execute("SELECT id, status FROM jobs"))
+    assert {status[j["id"]] for j in early} == {"pending"}
+    assert {status[j["id"]] for j in late} == {"completed"}
+    assert kept(conn) == actual(conn) == {("q", "pending"): 2, ("q", "completed"): 2}
+    attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
+    assert attempts == 2 + 4, "the reaper's two attempt rows and the batch's four"

@@ -111,17 +111,15 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
         )
     # Only jobs still running at that attempt take the outcome (the reaper may
     # have taken one back meanwhile); their attempt rows are kept either way.
-    marks = ", ".join("?" * len(params))
-    # Plain tuples: the connection's sqlite3.Row never compares equal to a tuple.
-    live = {
-        (row[0], row[1])
-        for row in conn.execute(
-            f"SELECT id, attempt FROM jobs WHERE status = 'running' AND id IN ({marks})",
-            [p["id"] for p in params],
-        )
-    }
-    params = [p for p in params if (p["id"], p["attempt"]) in live]
-    conn.executemany(_FINISH, params)
+    # Nearly always every job is still running: try that first, and look up
+    # which ones are only when the count says some were not.
+    conn.execute("SAVEPOINT finish")
+    if conn.executemany(_FINISH, params).rowcount != len(params):
+        conn.execute("ROLLBACK TO finish")
+        running = _running(conn, params)
+        params = [p for p in params if (p["id"], p["attempt"]) in running]
+        conn.executemany(_FINISH, params)
+    conn.execute("RELEASE finish")
     deltas: Counter = Counter()
     queue_of = {o["id"]: o["queue_name"] for o in outcomes}
     for p in params:
@@ -134,6 +132,19 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
             bumps[key] = bumps.get(key, 0) + inc
     conn.executemany(_BUMP, [(*k, v) for k, v in bumps.items()])
     return len(params)
+
+
+def _running(conn: sqlite3.Connection, params: list[dict]) -> set[tuple[str, int]]:
+    """(id, attempt) of the jobs among `params` that are running."""
+    marks = ", ".join("?" * len(params))
+    # Plain tuples: the connection's sqlite3.Row never compares equal to a tuple.
+    return {
+        (row[0], row[1])
+        for row in conn.execute(
+            f"SELECT id, attempt FROM jobs WHERE status = 'running' AND id IN ({marks})",
+            [p["id"] for p in params],
+        )
+    }
 
 
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
