@@ -59,11 +59,14 @@ def add_http(app: Sanic, config: Config, wake_address: str) -> None:
 
     @app.after_server_start
     async def watch_engine(app: Sanic):
-        app.add_task(_watch_engine(app), name="watch-engine")
+        # A plain task: Sanic's add_task logs a warning when its task is cancelled,
+        # which would be every stop.
+        app.ctx.engine_watch = asyncio.get_running_loop().create_task(_watch_engine(app))
 
     @app.before_server_stop
     async def stop_watching(app: Sanic):
-        await app.cancel_task("watch-engine", raise_exception=False)
+        app.ctx.engine_watch.cancel()
+        await asyncio.gather(app.ctx.engine_watch, return_exceptions=True)
 
     @app.after_server_stop
     async def close_resources(app: Sanic):

@@ -8,6 +8,7 @@ arrives, one answered within the shutdown timeout and one that isn't.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -141,3 +142,15 @@ def test_interrupted_job_is_delivered_after_restart_and_sigint_stops_cleanly(
     hits: list[Hit] = receiver.hits(stopped.slow_path)
     assert [h.headers["x-mininq-attempt"] for h in hits] == ["1", "2"], hits
     assert len(receiver.hits(stopped.quick_path)) == 1, "the completed job was delivered again"
+
+
+def test_a_clean_stop_logs_nothing_above_info(make_server) -> None:
+    """An idle server stopped with SIGTERM says it is stopping, and nothing alarming."""
+    srv = make_server()
+    with srv.client() as api:
+        api.get("/health").expect(200)
+    time.sleep(0.5)  # past start-up: every listener and the engine watch are running
+    assert srv.stop() == 0, srv.log_tail()
+    lines = [json.loads(line) for line in srv.log_text().splitlines() if line.startswith("{")]
+    loud = [line for line in lines if line["level"] not in ("debug", "info")]
+    assert lines and not loud, f"warnings or errors on a clean stop: {loud}"
