@@ -7,7 +7,7 @@ state and asks Sanic to restart it if it ever dies; Sanic would not on its own.
 
 Sanic's main process builds the app as well (through the AppLoader) but only
 runs its main-process listeners: it gets the base app, without the routes and
-what they import (`mininq.http_process`), which keeps some 8 MB out of a
+what they import (`mininq.http_process`), which keeps about 5 MB out of a
 process that lives as long as the server.
 """
 
