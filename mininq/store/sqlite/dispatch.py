@@ -37,10 +37,8 @@ INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, out
 VALUES (:id, :attempt, :started_at, :duration_ms, :status_code, :outcome, :error)
 """
 
-_BUMP = """
-INSERT INTO counters (name, queue_name, key, value) VALUES (?, ?, ?, ?)
-ON CONFLICT (name, queue_name, key) DO UPDATE SET value = value + excluded.value
-"""
+# A delivery's outcome and the status its job takes.
+_STATUS_AFTER = {"completed": "completed", "retry": "pending", "dead": "dead"}
 
 _REAP = """
 UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
@@ -96,7 +94,7 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     """
     params = []
     for o in outcomes:
-        status = {"completed": "completed", "retry": "pending", "dead": "dead"}[o["outcome"]]
+        status = _STATUS_AFTER[o["outcome"]]
         params.append(
             {
                 "status": status,
@@ -130,7 +128,7 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     for o in outcomes:
         for key, inc in _delivery_counters(o):
             bumps[key] = bumps.get(key, 0) + inc
-    conn.executemany(_BUMP, [(*k, v) for k, v in bumps.items()])
+    counts.add(conn, bumps)
     return len(params)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from mininq.ids import uuid7
 from mininq.store.errors import NotFound
-from mininq.store.sqlite import rows
+from mininq.store.sqlite import counts, rows
 from mininq.store.sqlite.jobs import create_job
 from mininq.store.sqlite.queues import ensure_queue
 
@@ -105,9 +105,6 @@ def fire_schedule(
     ).fetchone()
     if row is None:
         return None
-    conn.execute(
-        """INSERT INTO counters (name, queue_name, key, value) VALUES ('schedule_fires', '', '', 1)
-           ON CONFLICT (name, queue_name, key) DO UPDATE SET value = value + 1"""
-    )
+    counts.add(conn, {("schedule_fires", "", ""): 1})
     job, _ = create_job(conn, _job_spec(dict(row), now), defaults, now)
     return job

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from mininq.store.sqlite import counts
+
 
 def job_counts(conn: sqlite3.Connection) -> list[dict]:
     return [dict(r) for r in conn.execute("SELECT queue_name, status, n FROM job_counts")]
@@ -36,7 +38,4 @@ def oldest_pending(conn: sqlite3.Connection, queues: list[str]) -> dict[str, int
 
 def health_write(conn: sqlite3.Connection) -> None:
     """A real (tiny) write, so /health fails when the file can't be written."""
-    conn.execute(
-        """INSERT INTO counters (name, queue_name, key, value) VALUES ('health_checks', '', '', 1)
-           ON CONFLICT (name, queue_name, key) DO UPDATE SET value = value + 1"""
-    )
+    counts.add(conn, {("health_checks", "", ""): 1})
