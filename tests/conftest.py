@@ -51,17 +51,10 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MininqServer]:
     """One mininq server shared by API tests; tests keep apart by unique queue names."""
-    srv = MininqServer(tmp_path_factory.mktemp("shared-server"), config_toml=SHARED_SERVER_CONFIG)
-    srv.start()
-    yield srv
-    if srv.running:
-        try:
-            srv.stop()
-        except (ServerError, OSError):
-            srv.kill9()
-            raise
-    else:
-        srv.kill9()
+    with MininqServer(
+        tmp_path_factory.mktemp("shared-server"), config_toml=SHARED_SERVER_CONFIG
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

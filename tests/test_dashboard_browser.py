@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from support import ApiClient, MininqServer, Receiver, Reply, ServerError, wait_until
+from support import ApiClient, MininqServer, Receiver, Reply, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,14 +59,10 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MininqServer]:
     """A server of its own, so the tables hold only what these tests make."""
-    srv = MininqServer(tmp_path_factory.mktemp("dashboard-browser"), config_toml=SERVER_CONFIG)
-    srv.start()
-    yield srv
-    try:
-        srv.stop()
-    except (ServerError, OSError):
-        srv.kill9()
-        raise
+    with MininqServer(
+        tmp_path_factory.mktemp("dashboard-browser"), config_toml=SERVER_CONFIG
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
