@@ -75,21 +75,21 @@ def add_http(app: Sanic, config: Config, wake_address: str) -> None:
 
 
 def _engine_state(app: Sanic) -> str | None:
+    """The engine process's state as Sanic's manager process keeps it. Each read
+    is a blocking round trip to that process: call it in a thread."""
     try:
         return app.m.workers.get(ENGINE_PROCESS, {}).get("state")
     except Exception:  # noqa: BLE001 - the manager is gone (shutting down) or absent
         return None
 
 
-def _engine_up(app: Sanic) -> bool:
-    return _engine_state(app) in ("STARTING", "STARTED", "ACKED", "JOINED", "RESTARTING")
+async def _engine_up(app: Sanic) -> bool:
+    state = await asyncio.to_thread(_engine_state, app)
+    return state in ("STARTING", "STARTED", "ACKED", "JOINED", "RESTARTING")
 
 
 async def _watch_engine(app: Sanic) -> None:
-    """Restart the engine if its process died (Sanic marks it FAILED and stops there).
-
-    The state lives in Sanic's manager process: each read is a blocking round
-    trip, so it runs in a thread, off the event loop."""
+    """Restart the engine if its process died (Sanic marks it FAILED and stops there)."""
     while True:
         await asyncio.sleep(ENGINE_WATCH_S)
         if await asyncio.to_thread(_engine_state, app) == "FAILED":

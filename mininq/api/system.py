@@ -112,7 +112,7 @@ async def prometheus(request: Request):
     fires = sum(int(c["value"]) for c in counters.get("schedule_fires", []))
     lines.append(f"mininq_schedule_fires_total {fires}")
     family("mininq_engine_up", "gauge", "1 while the engine process is running.")
-    lines.append(f"mininq_engine_up {1 if request.app.ctx.engine_up() else 0}")
+    lines.append(f"mininq_engine_up {1 if await request.app.ctx.engine_up() else 0}")
     return HTTPResponse(
         "\n".join(lines) + "\n", content_type="text/plain; version=0.0.4; charset=utf-8"
     )

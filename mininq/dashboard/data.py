@@ -23,14 +23,14 @@ def job_filter(args: dict[str, str]) -> views.JobFilter:
     return views.parse_filter(args, is_uuid, lambda name: bool(QUEUE_NAME.match(name)))
 
 
-def _engine_up(app: Sanic) -> bool | None:
+async def _engine_up(app: Sanic) -> bool | None:
     check = getattr(app.ctx, "engine_up", None)
-    return check() if check else None
+    return await check() if check else None
 
 
 async def stats(app: Sanic) -> dict[str, Any]:
     raw = await app.ctx.store.stats()
-    return {"cards": views.stat_cards(raw), "engine_up": _engine_up(app)}
+    return {"cards": views.stat_cards(raw), "engine_up": await _engine_up(app)}
 
 
 async def queues(app: Sanic) -> dict[str, Any]:
