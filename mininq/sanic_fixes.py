@@ -1,4 +1,4 @@
-"""Three changes to Sanic's worker manager, applied before the server starts.
+"""Changes to Sanic's multi-process mode, applied before the server starts.
 
 Sanic 25.x: a SIGTERM that arrives while the manager still waits for workers
 to report ready (the first ~100 ms after /health first answers) makes
@@ -20,12 +20,27 @@ its multiprocessing manager 10 times a second, about 1 % of a core for the
 main and manager processes together with nothing to do. Waiting up to a
 second for the next message first keeps messages (signals, restarts) handled
 at once and notices a dead process within about a second.
+
+Memory: besides its workers, Sanic's multi-process mode starts two helper
+processes, each a whole Python interpreter: the multiprocessing manager
+process that holds the workers' state, and multiprocessing's resource
+tracker. Together they were a fifth of mininq's idle memory (about 32 MiB from
+source). The state manager below serves the same shared dict from a thread of
+Sanic's main process instead; the workers reach it through the same proxies as
+before. The resource tracker only unlinks named semaphores and shared memory
+that a crashed process leaves behind, and neither Sanic nor mininq creates
+any, so no tracker is started (`skip_resource_tracker`).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from multiprocessing import resource_tracker
+from multiprocessing.managers import State, SyncManager
 from signal import Signals
 
+import sanic.mixins.startup
 from sanic.log import error_logger, logger
 from sanic.worker.manager import WorkerManager
 
@@ -85,7 +100,42 @@ def _patient_poll_monitor(self: WorkerManager):  # type: ignore[no-untyped-def]
     return cycle
 
 
+class ThreadedStateManager(SyncManager):
+    """A SyncManager whose server runs in daemon threads of this process
+    rather than in a process of its own. Proxies made from it pickle into spawned
+    children and work there exactly as with a started SyncManager."""
+
+    def start(self, initializer=None, initargs=()) -> None:  # type: ignore[no-untyped-def]
+        server = self.get_server()
+        server.stop_event = threading.Event()  # what the server's `shutdown` request sets
+        self._address = server.address
+        threading.Thread(target=server.accepter, name="sanic-state", daemon=True).start()
+        self._state.value = State.STARTED
+
+    def shutdown(self) -> None:  # type: ignore[override]
+        # The accepting thread stays blocked in accept() (closing the listener would
+        # make it spin on errors) and ends with the process, moments later.
+        self._state.value = State.SHUTDOWN
+
+
+def state_manager() -> SyncManager:
+    """What Sanic calls as `multiprocessing.Manager()`."""
+    manager = ThreadedStateManager()
+    manager.start()
+    return manager
+
+
+def skip_resource_tracker() -> None:
+    """Give multiprocessing a tracker pipe that leads nowhere, so that spawning
+    a process does not start the tracker process; see the module docstring."""
+    tracker = resource_tracker._resource_tracker
+    if tracker._fd is None:
+        tracker._fd = os.open(os.devnull, os.O_WRONLY)
+
+
 def apply() -> None:
+    sanic.mixins.startup.Manager = state_manager  # type: ignore[attr-defined,assignment]
+    skip_resource_tracker()
     WorkerManager.wait_for_ack = _wait_for_ack  # type: ignore[method-assign]
     WorkerManager.shutdown_signal = _deferred_shutdown_signal  # type: ignore[method-assign]
     if WorkerManager._poll_monitor is _poll_monitor:

@@ -1,4 +1,5 @@
-"""The monitor-loop patch in mininq/sanic_fixes.py, driven through a real pipe.
+"""The patches in mininq/sanic_fixes.py: the monitor loop, driven through a
+real pipe, and the helper processes Sanic no longer starts.
 
 A stop must reach the workers wherever in the monitor's cycle the signal
 lands. The race is a window of about 0.1 s per second, so instead of many
@@ -9,12 +10,17 @@ stand-in for the rest of Sanic's WorkerManager.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 from multiprocessing import Pipe
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sanic.worker.manager import MonitorCycle
+from support import MininqServer
+from support.server import binary_under_test
 
 from mininq import sanic_fixes
 
@@ -88,3 +94,31 @@ def test_a_second_signal_during_shutdown_goes_to_sanic_which_kills() -> None:
     run_monitor(manager)
     sanic_fixes._deferred_shutdown_signal(manager, signal.SIGTERM, None)  # type: ignore[arg-type]
     assert killed == [True]
+
+
+def _record_pid(state: Any, key: str) -> None:
+    state[key] = {"pid": os.getpid()}
+
+
+def test_state_manager_serves_spawned_children_from_a_thread() -> None:
+    """Sanic's worker state, served by a thread of this process, read and written
+    by a real spawned child through the pickled proxy."""
+    manager = sanic_fixes.state_manager()
+    state = manager.dict()
+    state["main"] = {"pid": os.getpid()}
+    child = multiprocessing.get_context("spawn").Process(target=_record_pid, args=(state, "child"))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0, f"child exit code {child.exitcode}"
+    assert dict(state) == {"main": {"pid": os.getpid()}, "child": {"pid": child.pid}}
+    assert multiprocessing.active_children() == [], "the manager started a process"
+    manager.shutdown()
+
+
+def test_server_runs_no_helper_processes(server: MininqServer) -> None:
+    """Sanic's main process, the HTTP worker and the engine; the one-file
+    executable adds its bootloader. No manager process, no resource tracker."""
+    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in server.pids()}
+    expected = 4 if binary_under_test() else 3
+    assert len(commands) == expected, f"expected {expected} processes, found {commands}"
+    assert not [c for c in commands.values() if b"resource_tracker" in c], commands
