@@ -114,6 +114,21 @@ def test_no_signature_headers_without_a_secret(
     assert not {"webhook-id", "webhook-timestamp", "webhook-signature"} & set(hit.headers)
 
 
+def test_cookies_a_receiver_sets_are_not_sent_back(
+    api: ApiClient, receiver: Receiver, qname: str
+) -> None:
+    """Each delivery stands alone: a cookie set while delivering one job must not
+    travel with the next job's delivery to the same host."""
+    path = receiver.new_path()
+    receiver.respond(path, Reply(200, b"ok", headers={"Set-Cookie": "sticky=abc; Path=/"}))
+    first = create(api, receiver.url(path), queue_name=qname)
+    api.wait_job(first["id"], "completed")
+    second = create(api, receiver.url(path), queue_name=qname)
+    api.wait_job(second["id"], "completed")
+    hits = receiver.wait_for(path, 2)
+    assert [h.headers.get("cookie") for h in hits] == [None, None], [h.headers for h in hits]
+
+
 def test_result_is_kept_and_truncated_at_max_result_bytes(
     signed_api: ApiClient, receiver: Receiver, qname: str
 ) -> None:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import logging.config
 import re
+import select
 
 import orjson
 import pytest
 
 from mininq.config import LoggingConfig
-from mininq.logs import TRACE, get_logger, log_event, sanic_log_config, setup_logging
+from mininq.logs import (
+    TRACE,
+    JsonFormatter,
+    LoopBatchedStreamHandler,
+    get_logger,
+    log_event,
+    sanic_log_config,
+    setup_logging,
+)
 
 
 @pytest.fixture
@@ -125,3 +136,79 @@ def test_sanic_log_config_is_a_valid_dict_config():
     assert logging.getLogger("mininq").getEffectiveLevel() == logging.DEBUG
     assert logging.getLogger("sanic.access").getEffectiveLevel() == logging.CRITICAL
     _reset_logging()
+
+
+class RecordingStream(io.StringIO):
+    """A text stream that keeps each write() separately, as the system calls
+    the handler would make on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def _batched_logger(stream: RecordingStream) -> logging.Logger:
+    handler = LoopBatchedStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("mininq.test_batched")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    return logger
+
+
+def test_lines_of_one_loop_pass_are_written_together() -> None:
+    stream = RecordingStream()
+    logger = _batched_logger(stream)
+
+    async def main() -> list[str]:
+        for i in range(3):
+            log_event(logger, logging.INFO, "delivery", n=i)
+        before = list(stream.writes)
+        await asyncio.sleep(0)  # the pass ends
+        return before
+
+    assert asyncio.run(main()) == []
+    assert len(stream.writes) == 1, stream.writes
+    assert [orjson.loads(line)["n"] for line in stream.writes[0].splitlines()] == [0, 1, 2]
+
+
+def test_warnings_and_lines_outside_a_loop_are_written_at_once_in_order() -> None:
+    stream = RecordingStream()
+    logger = _batched_logger(stream)
+    log_event(logger, logging.INFO, "outside")
+    assert len(stream.writes) == 1
+
+    async def main() -> None:
+        log_event(logger, logging.INFO, "first")
+        log_event(logger, logging.WARNING, "second")
+        assert [orjson.loads(x)["event"] for x in "".join(stream.writes).splitlines()] == [
+            "outside", "first", "second"
+        ]
+
+    asyncio.run(main())
+
+
+def test_batched_writes_hold_whole_lines_within_pipe_buf() -> None:
+    """Lines from two processes sharing a pipe interleave only at write boundaries."""
+    stream = RecordingStream()
+    logger = _batched_logger(stream)
+    sizes = [10, 300, 2000, 5000, 40, 4000, 1]
+
+    async def main() -> None:
+        for i, size in enumerate(sizes * 5):
+            log_event(logger, logging.INFO, "line", n=i, text="é" * size)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    lines = "".join(stream.writes).splitlines()
+    assert [orjson.loads(line)["n"] for line in lines] == list(range(len(sizes) * 5))
+    for text in stream.writes:
+        assert text.endswith("\n")
+        # Only a line longer than PIPE_BUF on its own may exceed it.
+        assert len(text.encode()) <= select.PIPE_BUF or text.count("\n") == 1, len(text.encode())
+    assert len(stream.writes) < len(lines)

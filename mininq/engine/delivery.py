@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import time
@@ -36,13 +37,19 @@ async def _read_up_to(stream: aiohttp.StreamReader, limit: int) -> bytes:
     """Up to `limit` bytes of a body (`read(n)` alone returns just what has arrived)."""
     chunks: list[bytes] = []
     size = 0
-    while size < limit:
+    while size < limit and not stream.at_eof():
         chunk = await stream.read(limit - size)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(timeout_ms: int) -> aiohttp.ClientTimeout:
+    """ClientTimeout is immutable, and most jobs share a few timeouts."""
+    return aiohttp.ClientTimeout(total=timeout_ms / 1000)
 
 
 class Deliverer:
@@ -56,8 +63,11 @@ class Deliverer:
         connector = aiohttp.TCPConnector(
             limit=self._concurrency, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=60
         )
+        # No cookie jar: a cookie one receiver sets must not ride along with
+        # other jobs' deliveries (and a jar would grow with every such receiver).
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
@@ -96,7 +106,7 @@ class Deliverer:
         response_body = b""
         retry_after: str | None = None
         error: str | None = None
-        timeout = aiohttp.ClientTimeout(total=job["timeout_ms"] / 1000)
+        timeout = _timeout(job["timeout_ms"])
         try:
             async with self._session.post(
                 job["callback_url"], data=body, headers=self._headers(job, body),

@@ -32,7 +32,7 @@ def _run(settings: Config, wake_address: str) -> None:
     from mininq.engine.runner import Engine
     from mininq.logs import setup_logging
 
-    setup_logging(settings.logging)
+    setup_logging(settings.logging, batch_lines=True)
     os.nice(ENGINE_NICE)
     try:
         import uvloop

@@ -4,6 +4,7 @@ delete finished jobs past retention."""
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 
@@ -124,11 +125,7 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
         counts.moved(deltas, queue_of[p["id"]], "running", p["status"])
     counts.bump(conn, deltas)
     conn.executemany(_ATTEMPT, outcomes)
-    bumps: dict[tuple[str, str, str], float] = {}
-    for o in outcomes:
-        for key, inc in _delivery_counters(o):
-            bumps[key] = bumps.get(key, 0) + inc
-    counts.add(conn, bumps)
+    counts.add(conn, _delivery_counters(outcomes))
     return len(params)
 
 
@@ -146,17 +143,35 @@ def _running(conn: sqlite3.Connection, params: list[dict]) -> set[tuple[str, int
 
 
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_BUCKET_KEYS = tuple(repr(le) for le in HISTOGRAM_BUCKETS)
 
 
-def _delivery_counters(o: dict):
-    q = o["queue_name"]
-    seconds = o["duration_ms"] / 1000
-    yield ("deliveries", q, o["outcome"]), 1
-    yield ("delivery_seconds_sum", q, ""), seconds
-    yield ("delivery_seconds_count", q, ""), 1
-    for le in HISTOGRAM_BUCKETS:
-        if seconds <= le:
-            yield ("delivery_seconds_bucket", q, repr(le)), 1
+def _delivery_counters(outcomes: list[dict]) -> dict[tuple[str, str, str], float]:
+    """What a batch of outcomes adds to the /metrics counters: deliveries per
+    outcome and the duration histogram, whose buckets are cumulative (each
+    counts the deliveries at or under its bound), as Prometheus reads them.
+    Each delivery is binned once and the buckets summed per batch: bumping
+    every bucket per delivery was a tenth of the engine's SQLite time."""
+    bumps: dict[tuple[str, str, str], float] = {}
+    bins: dict[str, list[int]] = {}
+    for o in outcomes:
+        q = o["queue_name"]
+        seconds = o["duration_ms"] / 1000
+        key = ("deliveries", q, o["outcome"])
+        bumps[key] = bumps.get(key, 0) + 1
+        key = ("delivery_seconds_sum", q, "")
+        bumps[key] = bumps.get(key, 0) + seconds
+        if q not in bins:
+            bins[q] = [0] * (len(HISTOGRAM_BUCKETS) + 1)  # the last: above every bound
+        bins[q][bisect_left(HISTOGRAM_BUCKETS, seconds)] += 1
+    for q, counted in bins.items():
+        bumps[("delivery_seconds_count", q, "")] = sum(counted)
+        at_or_under = 0
+        for key, n in zip(_BUCKET_KEYS, counted):
+            at_or_under += n
+            if at_or_under:
+                bumps[("delivery_seconds_bucket", q, key)] = at_or_under
+    return bumps
 
 
 def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
