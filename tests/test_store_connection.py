@@ -69,3 +69,72 @@ def test_a_constraint_error_reaches_only_its_caller(tmp_path: Path) -> None:
     assert results[0] == 1 and results[1] == 2 and results[3] == 3, results
     assert isinstance(results[2], sqlite3.IntegrityError), results
     assert rows == ["other", "same", "third"]
+
+
+def add_many(conn: sqlite3.Connection, calls: list[tuple[str]]) -> list[int]:
+    conn.executemany("INSERT INTO t (k) VALUES (?)", calls)
+    total = conn.execute("SELECT count(*) FROM t").fetchone()[0]
+    return [total] * len(calls)
+
+
+def add_mergeable(conn: sqlite3.Connection, key: str) -> int:
+    return add(conn, key)
+
+
+add_mergeable.merged = add_many  # type: ignore[attr-defined]
+
+
+def test_consecutive_calls_of_a_mergeable_write_run_as_one(tmp_path: Path) -> None:
+    calls = [(add_mergeable, "m1"), (add_mergeable, "m2"), (add, "plain"), (add_mergeable, "m3")]
+    results, rows = asyncio.run(run_together(tmp_path / "d.db", calls))
+    # m1 and m2 ran as one call (both see 2 rows); `add` broke the run, so m3 ran alone.
+    assert results == [2, 2, 3, 4], results
+    assert rows == ["m1", "m2", "m3", "plain"]
+
+
+def test_a_failing_merged_write_fails_alone(tmp_path: Path) -> None:
+    calls = [(add_mergeable, "a"), (add_mergeable, "dup"), (add_mergeable, "dup"), (add_mergeable, "b")]
+    results, rows = asyncio.run(run_together(tmp_path / "e.db", calls))
+    assert results[0] == 1 and results[1] == 2 and results[3] == 3, results
+    assert isinstance(results[2], sqlite3.IntegrityError), results
+    assert rows == ["a", "b", "dup"]
+
+
+async def create_concurrently(path: Path, specs: list[dict]) -> tuple[list, list[dict]]:
+    from mininq.config import load_config
+    from mininq.store.sqlite import SqliteStore, migrate_file
+
+    migrate_file(str(path))
+    store = SqliteStore(str(path), load_config(env={}).defaults)
+    await store.open()
+    try:
+        results = await asyncio.gather(*(store.create_jobs([s]) for s in specs))
+        queues = await store.list_queues()
+        return results, queues
+    finally:
+        await store.close()
+
+
+def test_single_job_creates_sharing_a_commit_keep_their_own_results(tmp_path: Path) -> None:
+    """POST /jobs requests that arrive together become one merged insert: each
+    still gets its own job, an idempotency key repeated within the batch gets
+    the first job, and the queue counts add up."""
+    base = {"callback_url": "http://127.0.0.1:9/hook", "payload": "{}"}
+    specs = [
+        {**base, "queue_name": "a"},
+        {**base, "queue_name": "b", "idempotency_key": "k1"},
+        {**base, "queue_name": "a"},
+        {**base, "queue_name": "b", "idempotency_key": "k1"},
+        {**base, "queue_name": "b", "priority": 5},
+    ]
+    results, queues = asyncio.run(create_concurrently(tmp_path / "f.db", specs))
+    assert [len(r) for r in results] == [1] * 5
+    jobs = [r[0][0] for r in results]
+    created = [r[0][1] for r in results]
+    assert created == [True, True, True, False, True]
+    assert jobs[3]["id"] == jobs[1]["id"]
+    assert len({j["id"] for j in jobs}) == 4
+    assert [j["queue_name"] for j in jobs] == ["a", "b", "a", "b", "b"]
+    assert jobs[4]["priority"] == 5
+    pending = {q["name"]: q["pending"] for q in queues}
+    assert pending == {"a": 2, "b": 2}, queues

@@ -8,6 +8,10 @@ caller still learns only after COMMIT that its write is durable. If one of
 them fails, the transaction is rolled back and run again with each write in
 its own savepoint, so that one failing write does not undo the others.
 
+Consecutive calls of one write in a batch run as a single call when the
+write offers a `merged` form, `fn.merged(conn, [args, ...])` returning one
+value per call: single-job POSTs that share a commit become one insert.
+
 A whole batch runs in aiosqlite's connection thread in one hop
 (`Connection._execute`), instead of one hop per statement; reads get their
 own connection so they never wait behind a commit (WAL lets them run
@@ -77,7 +81,13 @@ def _run_together(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], 
     so running them again after the rollback is safe."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        values = [fn(conn, *args) for fn, args in ops]
+        values: list = []
+        for fn, calls in _consecutive(ops):
+            merged = getattr(fn, "merged", None)
+            if merged is not None and len(calls) > 1:
+                values.extend(merged(conn, calls))
+            else:
+                values.extend(fn(conn, *args) for args in calls)
     except Exception:  # noqa: BLE001 - _run_apart tells each caller its own result
         conn.execute("ROLLBACK")
         return None
@@ -91,6 +101,17 @@ def _run_together(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], 
             conn.execute("ROLLBACK")
         raise
     return values
+
+
+def _consecutive(ops: list[tuple[Callable[..., Any], tuple]]) -> list[tuple[Callable[..., Any], list[tuple]]]:
+    """Ops grouped into runs of the same function, in order."""
+    runs: list[tuple[Callable[..., Any], list[tuple]]] = []
+    for fn, args in ops:
+        if runs and runs[-1][0] is fn:
+            runs[-1][1].append(args)
+        else:
+            runs.append((fn, [args]))
+    return runs
 
 
 def _run_apart(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> list:
