@@ -7,6 +7,7 @@ is expected.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,16 +100,27 @@ def _no_unknown(prefix: str, body: dict, allowed: set[str]) -> None:
 
 def callback_url(field: str, value: Any) -> str:
     url = _str(field, value)
+    problem = _url_problem(url)
+    if problem is not None:
+        raise ValidationError(field, problem)
+    return url
+
+
+@functools.lru_cache(maxsize=1024)
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a callback URL, or None. Cached: an application
+    sends most of its jobs to a few URLs, and parsing one is a tenth of
+    validating a job."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(field, "must be an absolute http or https URL")
+        return "must be an absolute http or https URL"
     try:
         _ = parts.port  # raises for a port that is not a number
     except ValueError:
-        raise ValidationError(field, "has an invalid port") from None
+        return "has an invalid port"
     if any(c in url for c in "\r\n\t "):
-        raise ValidationError(field, "must not contain spaces or control characters")
-    return url
+        return "must not contain spaces or control characters"
+    return None
 
 
 def queue_name(field: str, value: Any) -> str:
