@@ -151,6 +151,17 @@ def _family(leader: int, descendants: bool) -> dict[int, int]:
     return found
 
 
+def _is_running(pid: int, start: int) -> bool:
+    """The process that had this pid and start time still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[19]) == start and fields[0] != b"Z"
+
+
 def _kill_if_same(pid: int, start: int) -> None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -378,6 +389,13 @@ class MininqServer:
         except subprocess.TimeoutExpired:
             raise ServerError(self._explain("main process survived SIGKILL for 10 s")) from None
         self._sweep()
+        # A process that left the group is no longer in _family(); SIGKILL is
+        # delivered asynchronously, so wait until it is really gone too.
+        deadline = time.monotonic() + 5.0
+        while survivors := [pid for pid, start in snapshot.items() if _is_running(pid, start)]:
+            if time.monotonic() > deadline:
+                raise ServerError(self._explain(f"processes {survivors} survived SIGKILL"))
+            time.sleep(0.01)
         return code
 
     def restart(self, timeout: float = 20.0) -> Self:
