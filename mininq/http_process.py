@@ -75,8 +75,9 @@ def add_http(app: Sanic, config: Config, wake_address: str) -> None:
 
 
 def _engine_state(app: Sanic) -> str | None:
-    """The engine process's state as Sanic's manager process keeps it. Each read
-    is a blocking round trip to that process: call it in a thread."""
+    """The engine process's state as Sanic's main process keeps it (see
+    `sanic_fixes`). Each read is a blocking round trip to that process: call it
+    in a thread."""
     try:
         return app.m.workers.get(ENGINE_PROCESS, {}).get("state")
     except Exception:  # noqa: BLE001 - the manager is gone (shutting down) or absent
