@@ -35,3 +35,16 @@ def test_bench_smoke_completes_and_leaves_docs_alone(tmp_path: Path) -> None:
     assert "## Machine" in text and "| Workload |" in text, text
     assert (doc.read_bytes() if doc.exists() else None) == doc_before, \
         "smoke mode must not rewrite docs/benchmarks.md"
+
+
+def test_cpu_diagnostic_reports_each_process() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cpu", "--jobs", "300", "--from-source"],
+        cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
+    )
+    report = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, report
+    assert "enqueue: 300 single POSTs" in proc.stdout, report
+    assert "HTTP worker" in proc.stdout and "'event loop'" in proc.stdout, report
+    assert "drain: 300 jobs delivered" in proc.stdout, report
+    assert "engine" in proc.stdout, report
