@@ -47,15 +47,24 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
-def engine_pid(server: MininqServer, db_path: str) -> int:
-    """The process holding the flock on `<db>-engine.lock` (/proc/locks names it)."""
-    inode = os.stat(f"{db_path}-engine.lock").st_ino
-    children = set(server.pids())
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if "FLOCK" in fields and fields[-3].endswith(f":{inode}") and int(fields[-4]) in children:
-            return int(fields[-4])
-    raise RuntimeError("no engine process holds the engine lock")
+def engine_pid(server: MininqServer, db_path: str, timeout: float = 20.0) -> int:
+    """The process holding the flock on `<db>-engine.lock` (/proc/locks names
+    it); the engine takes it a moment after /health first answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        children = set(server.pids())
+        try:
+            inode = os.stat(f"{db_path}-engine.lock").st_ino
+        except FileNotFoundError:
+            inode = None
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if (inode is not None and "FLOCK" in fields and fields[-3].endswith(f":{inode}")
+                    and int(fields[-4]) in children):
+                return int(fields[-4])
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no engine process held the engine lock within {timeout} s")
+        time.sleep(0.05)
 
 
 def per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, float]:
@@ -72,8 +81,8 @@ def enqueue(jobs: int) -> None:
         server = start_server(workdir)
         try:
             server.create_queue("cpu", paused=True)
-            http = [p for p in server.pids() if p != server.proc.pid
-                    and p != engine_pid(server, os.path.join(workdir, "mininq.db"))]
+            engine = engine_pid(server, os.path.join(workdir, "mininq.db"))
+            http = [p for p in server.pids() if p not in (server.proc.pid, engine)]
             spec = {"mode": "burst", "port": server.port, "path": "/jobs",
                     "bodies": [job_body("http://127.0.0.1:9/unused", "cpu")],
                     "count": jobs, "connections": 32}
