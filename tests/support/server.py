@@ -156,21 +156,19 @@ def _is_running(pid: int, start: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-    except OSError:
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        return int(fields[19]) == start and fields[0] != b"Z"
+    except (OSError, ValueError, IndexError):
         return False
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return int(fields[19]) == start and fields[0] != b"Z"
 
 
 def _kill_if_same(pid: int, start: int) -> None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        if int(stat[stat.rindex(b")") + 2 :].split()[19]) != start:
-            return  # the pid now belongs to someone else
-        os.kill(pid, signal.SIGKILL)
-    except (OSError, ValueError):
-        pass
+    """SIGKILL the process only if the pid still belongs to it and it still runs."""
+    if _is_running(pid, start):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 # -- the server --------------------------------------------------------------
