@@ -106,6 +106,7 @@ class Deliverer:
         response_body = b""
         retry_after: str | None = None
         error: str | None = None
+        timed_out = False
         timeout = _timeout(job["timeout_ms"])
         try:
             async with self._session.post(
@@ -122,8 +123,12 @@ class Deliverer:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             error = describe_exception(exc, job["timeout_ms"])
+            timed_out = isinstance(exc, asyncio.TimeoutError)
         duration_ms = int((time.monotonic() - t0) * 1000)
-        return self.outcome(job, started, duration_ms, status, response_body, retry_after, error)
+        out = self.outcome(job, started, duration_ms, status, response_body, retry_after, error)
+        if timed_out:
+            out["timed_out"] = True  # its duration counts in the history's percentiles
+        return out
 
     def outcome(
         self, job: dict, started: int, duration_ms: int, status: int | None,

@@ -100,3 +100,14 @@ class Store(ABC):
     async def delete_finished(self, status: str, older_than: int, batch: int) -> int: ...
     @abstractmethod
     async def checkpoint(self) -> None: ...
+
+    # -- history (SPEC §11) -------------------------------------------------------
+    @abstractmethod
+    async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
+        """Per-minute rollups of [start, end) summed per `step_ms` bucket, of one
+        queue or all: (bucket start, *mininq.metrics.history.COLUMNS) for the
+        buckets that have any. Rollups are written by create_jobs, finish and
+        reap in their own transactions."""
+    @abstractmethod
+    async def prune_history(self, before: int, batch: int) -> int:
+        """Delete up to `batch` rollup rows of minutes before `before`; how many went."""

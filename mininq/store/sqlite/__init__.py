@@ -6,7 +6,7 @@ from typing import Any
 
 from mininq.clock import now_ms
 from mininq.store.base import Store
-from mininq.store.sqlite import dispatch, jobs, queues, schedules, stats
+from mininq.store.sqlite import dispatch, history, jobs, queues, schedules, stats
 from mininq.store.sqlite.connection import Database, connect_sync
 from mininq.store.sqlite.schema import SchemaTooNew, migrate
 
@@ -140,3 +140,9 @@ class SqliteStore(Store):
 
     async def checkpoint(self) -> None:
         await self.db.exclusive(dispatch.checkpoint)
+
+    async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
+        return await self.db.read(history.sums, start, end, step_ms, queue)
+
+    async def prune_history(self, before: int, batch: int) -> int:
+        return await self.db.write(history.prune, before, batch)

@@ -8,7 +8,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 
-from mininq.store.sqlite import counts
+from mininq.metrics import history as rollup
+from mininq.store.sqlite import counts, history
 
 _CLAIM = """
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = :now,
@@ -126,7 +127,16 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     counts.bump(conn, deltas)
     conn.executemany(_ATTEMPT, outcomes)
     counts.add(conn, _delivery_counters(outcomes))
+    # History counts the attempts that took effect: one the reaper took back
+    # was counted there as lost.
+    applied = outcomes if len(params) == len(outcomes) else _applied(outcomes, params)
+    history.record(conn, rollup.of_deliveries(applied))
     return len(params)
+
+
+def _applied(outcomes: list[dict], params: list[dict]) -> list[dict]:
+    taken = {(p["id"], p["attempt"]) for p in params}
+    return [o for o in outcomes if (o["id"], o["attempt"]) in taken]
 
 
 def _running(conn: sqlite3.Connection, params: list[dict]) -> set[tuple[str, int]]:
@@ -182,6 +192,7 @@ def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
     for r in rows:
         counts.moved(deltas, r["queue_name"], "running", r["status"])
     counts.bump(conn, deltas)
+    history.record(conn, rollup.of_lost(rows, now))
     conn.executemany(
         _ATTEMPT,
         [

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from mininq.metrics.history import COLUMNS
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         "initial schema",
@@ -111,6 +113,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 status TEXT NOT NULL,
                 n INTEGER NOT NULL,
                 PRIMARY KEY (queue_name, status)
+            ) WITHOUT ROWID""",
+        ],
+    ),
+    (
+        "per-minute history",
+        [
+            # One row per minute and queue (SPEC §11), kept by history.py; columns
+            # as in mininq.metrics.history.COLUMNS (d0..dN: duration buckets).
+            """CREATE TABLE history (
+                minute INTEGER NOT NULL,
+                queue_name TEXT NOT NULL,
+                """ + ",\n                ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COLUMNS) + """,
+                PRIMARY KEY (minute, queue_name)
             ) WITHOUT ROWID""",
         ],
     ),

@@ -1,0 +1,319 @@
+"""Activity over time (SPEC §11): the rollup arithmetic, the rollups the SQLite
+backend writes with each job write (on a real file, time moved through the
+clock seam across a minute boundary), and GET /metrics/history on a real
+server, across an engine restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from support import ApiClient, Receiver, Reply, wait_until
+from support.asserts import assert_error
+
+from mininq import clock
+from mininq.api.history import history_query
+from mininq.api.validate import ValidationError
+from mininq.config import DefaultsConfig
+from mininq.metrics import history as h
+from mininq.store.sqlite import SqliteStore, migrate_file
+
+MIN = h.MINUTE_MS
+
+# -- pure arithmetic ----------------------------------------------------------------
+
+
+def test_minute_start_and_window():
+    t = 1_764_000_000_000 + 12_345  # 12.345 s into a minute
+    assert h.minute_start(t) == t - 12_345
+    start, end = h.window(t, 60)
+    assert end == h.minute_start(t) + MIN and start == end - 60 * MIN
+    start, end = h.window(t, 96, 15 * MIN)
+    assert end % (15 * MIN) == 0 and start <= t < end and end - start == 96 * 15 * MIN
+
+
+@pytest.mark.parametrize(("ms", "index"), [(0, 0), (1, 0), (2, 1), (3, 2), (100, 8), (101, 9),
+                                           (120_000, len(h.BOUNDS_MS) - 1),
+                                           (120_001, len(h.BOUNDS_MS))])
+def test_bucket_of(ms: int, index: int):
+    assert h.bucket_of(ms) == index
+
+
+def _hist(*durations: int) -> list[int]:
+    out = [0] * len(h.HIST)
+    for d in durations:
+        out[h.bucket_of(d)] += 1
+    return out
+
+
+def test_percentile_from_buckets():
+    assert h.percentile(_hist(), 0.5) is None
+    # 100 attempts at 40-50 ms and one slow one: p50 inside (35, 50], p99 too.
+    hist = _hist(*([45] * 100), 3000)
+    assert 35 <= h.percentile(hist, 0.5) <= 50
+    assert 35 <= h.percentile(hist, 0.99) <= 50
+    # Half fast, half slow: the median sits at the fast bucket's top, p99 in the slow one.
+    hist = _hist(*([8] * 50), *([900] * 50))
+    assert h.percentile(hist, 0.5) == 10
+    assert 600 < h.percentile(hist, 0.99) <= 1000
+    assert h.percentile(_hist(10 * 60_000), 0.99) == h.BOUNDS_MS[-1]  # overflow: the last bound
+
+
+def test_rollups_of_outcomes_by_the_minute_they_ended():
+    base = 1_764_000_000_000  # a minute start
+    outcomes = [
+        {"queue_name": "a", "started_at": base + 59_990, "duration_ms": 5, "outcome": "completed",
+         "status_code": 200},
+        {"queue_name": "a", "started_at": base + 59_990, "duration_ms": 20, "outcome": "retry",
+         "status_code": 503},  # ended in the next minute
+        {"queue_name": "a", "started_at": base + 1000, "duration_ms": 1, "outcome": "retry",
+         "status_code": None},  # refused: counted, no duration
+        {"queue_name": "b", "started_at": base + 1000, "duration_ms": 5000, "outcome": "dead",
+         "status_code": None, "timed_out": True},  # a timeout has a duration
+    ]
+    r = h.of_deliveries(outcomes)
+    assert set(r) == {("a", base), ("a", base + MIN), ("b", base)}
+    first = h.Point(base, tuple(r[("a", base)]))
+    assert (first.completed, first.retried, first.dead, first.timed) == (1, 1, 0, 1)
+    second = h.Point(base + MIN, tuple(r[("a", base + MIN)]))
+    assert (second.completed, second.retried, second.timed) == (0, 1, 1)
+    b = h.Point(base, tuple(r[("b", base)]))
+    assert (b.dead, b.timed) == (1, 1)
+    assert 4000 < b.percentile(0.99) <= 6000  # within its bucket
+    lost = h.of_lost([{"queue_name": "a", "status": "pending"},
+                      {"queue_name": "a", "status": "dead"}], base + 5)
+    assert lost == {("a", base): [0, 0, 1, 1] + [0] * len(h.HIST)}
+
+
+def test_series_fills_every_bucket_oldest_first():
+    start = 1_764_000_000_000
+    rows = [(start + 2 * MIN, *([1] * len(h.COLUMNS))), (start - MIN, *([9] * len(h.COLUMNS)))]
+    points = h.series(rows, start, 4)
+    assert [p.start for p in points] == [start + i * MIN for i in range(4)]
+    assert [p.deliveries for p in points] == [0, 0, 3, 0]
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [({"minutes": "0"}, "minutes"), ({"minutes": "10081"}, "minutes"), ({"minutes": "-1"}, "minutes"),
+     ({"minutes": "1.5"}, "minutes"), ({"minutes": ""}, "minutes"), ({"minutes": "9" * 5000}, "minutes"),
+     ({"queue": ""}, "queue"), ({"queue": "a b"}, "queue"), ({"queue": "<script>"}, "queue"),
+     ({"minute": "5"}, "minute")],
+)
+def test_history_query_refuses(args: dict, field: str):
+    with pytest.raises(ValidationError) as err:
+        history_query(args)
+    assert err.value.field == field
+
+
+def test_history_query_defaults():
+    assert history_query({}) == (60, None)
+    assert history_query({"minutes": "10080", "queue": "q.1"}) == (10080, "q.1")
+
+
+# -- the SQLite backend writes rollups with the job writes ---------------------------
+
+
+def _outcome(job: dict, outcome: str, started: int, duration: int, code: int | None) -> dict:
+    return {"id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
+            "started_at": started, "duration_ms": duration, "status_code": code,
+            "result": None, "error": None if outcome == "completed" else "x",
+            "visible_at": started + 10 if outcome == "retry" else None, "outcome": outcome}
+
+
+def _at(ms: int) -> None:
+    """Move mininq's clock so that now_ms() reads `ms`."""
+    clock.set_offset_ms(0)
+    clock.set_offset_ms(ms - clock.now_ms())
+
+
+async def _boundary_scenario(path: str) -> tuple[int, list[h.Point], list[h.Point], list[h.Point]]:
+    store = SqliteStore(path, DefaultsConfig())
+    await store.open()
+    try:
+        minute = h.minute_start(clock.now_ms()) + 5 * MIN
+        # 59.5 s into the minute: creates fall in it, some outcomes end past it.
+        _at(minute + 59_500)
+        spec = {"callback_url": "http://x/h", "payload": "{}", "max_retries": 1}
+        await store.create_jobs([{**spec, "queue_name": "a"} for _ in range(6)]
+                                + [{**spec, "queue_name": "b"} for _ in range(2)])
+        jobs = await store.claim([("a", 6), ("b", 2)], 1000)
+        a = [j for j in jobs if j["queue_name"] == "a"]
+        b = [j for j in jobs if j["queue_name"] == "b"]
+        now = clock.now_ms()
+        changed = await store.finish([
+            _outcome(a[0], "completed", now - 100, 40, 200),     # ends in the first minute
+            _outcome(a[1], "completed", now, 700, 200),          # ends in the second
+            _outcome(a[2], "retry", now - 50, 20, 503),          # first
+            _outcome(a[3], "dead", now, 900, 404),               # second
+            _outcome(b[0], "retry", now - 10, 1, None),          # refused: no duration
+        ])
+        assert changed == 5
+        # Into the next minute: one more job, and a4, a5, b1 lost with their process.
+        _at(minute + MIN + 1_000)
+        await store.create_jobs([{**spec, "queue_name": "a"}])
+        reaped = await store.reap(clock.now_ms() + 10 * MIN)
+        assert len(reaped) == 3
+        # An outcome that arrives after the reaper took its job back adds nothing.
+        assert await store.finish([_outcome(a[4], "completed", clock.now_ms(), 3, 200)]) == 0
+        start = minute
+        all_queues = h.series(await store.history(start, start + 2 * MIN, MIN, None), start, 2)
+        only_a = h.series(await store.history(start, start + 2 * MIN, MIN, "a"), start, 2)
+        unknown = h.series(await store.history(start, start + 2 * MIN, MIN, "nope"), start, 2)
+        return minute, all_queues, only_a, unknown
+    finally:
+        clock.set_offset_ms(0)
+        await store.close()
+
+
+def test_rollups_follow_job_writes_across_a_minute_boundary(tmp_path):
+    path = str(tmp_path / "h.db")
+    migrate_file(path)
+    minute, all_q, only_a, unknown = asyncio.run(_boundary_scenario(path))
+    first, second = all_q
+    assert first.start == minute and second.start == minute + MIN
+    assert first.values[0] == 8 and second.values[0] == 1, "created"
+    assert (first.completed, first.retried, first.dead) == (1, 2, 0)
+    # second minute: a1 completed, a3 dead; a4, a5 and b1 lost (retries left).
+    assert (second.completed, second.retried, second.dead) == (1, 3, 1)
+    assert first.timed == 2 and second.timed == 2  # refused and lost attempts have no duration
+    assert 600 < second.percentile(0.99) <= 1000
+    a1, a2 = only_a
+    assert (a1.values[0], a1.completed, a1.retried) == (6, 1, 1)
+    assert (a2.values[0], a2.completed, a2.retried, a2.dead) == (1, 1, 2, 1)
+    assert all(p.values == (0,) * len(h.COLUMNS) for p in unknown)
+
+
+def test_prune_deletes_old_minutes_only(tmp_path):
+    path = str(tmp_path / "p.db")
+    migrate_file(path)
+
+    async def run() -> tuple[int, list]:
+        store = SqliteStore(path, DefaultsConfig())
+        await store.open()
+        try:
+            spec = {"callback_url": "http://x/h", "payload": "{}", "queue_name": "a"}
+            base = h.minute_start(clock.now_ms())
+            for back in (30, 20, 10, 0):
+                clock.set_offset_ms(-back * MIN)
+                await store.create_jobs([spec])
+            clock.set_offset_ms(0)
+            pruned = await store.prune_history(base - 15 * MIN, 1)  # batch of one row
+            pruned += await store.prune_history(base - 15 * MIN, 1000)
+            return pruned, await store.history(base - 40 * MIN, base + MIN, MIN, None)
+        finally:
+            clock.set_offset_ms(0)
+            await store.close()
+
+    pruned, rows = asyncio.run(run())
+    assert pruned == 2
+    assert [r[1] for r in rows] == [1, 1] and len(rows) == 2
+
+
+# -- GET /metrics/history on a real server -------------------------------------------
+
+
+def _parse(text: str) -> int:
+    return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000)
+
+
+def test_history_route_shape(api: ApiClient, qname: str):
+    before = int(time.time() * 1000)
+    rows = api.get("/metrics/history").expect(200)
+    after = int(time.time() * 1000)
+    assert len(rows) == 60
+    keys = {"minute", "created", "completed", "retried", "dead", "duration_p50_ms",
+            "duration_p99_ms"}
+    for r in rows:
+        assert set(r) == keys
+        assert all(type(r[k]) is int and r[k] >= 0 for k in keys - {"minute"}), r
+        assert r["minute"].endswith(":00.000Z"), r["minute"]
+    starts = [_parse(r["minute"]) for r in rows]
+    assert starts == [starts[0] + i * MIN for i in range(60)]
+    assert h.minute_start(before) <= starts[-1] <= h.minute_start(after), "last is the current minute"
+    assert len(api.get("/metrics/history", minutes=1).expect(200)) == 1
+    assert len(api.get("/metrics/history", minutes=10080).expect(200)) == 10080
+    zeros = api.get("/metrics/history", minutes=5, queue=qname).expect(200)
+    assert [{k: v for k, v in r.items() if k != "minute"} for r in zeros] == [
+        dict.fromkeys(keys - {"minute"}, 0)] * 5
+    datetime.fromisoformat(zeros[0]["minute"]).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"minutes": 0}, "minutes"), ({"minutes": 10081}, "minutes"), ({"minutes": "ten"}, "minutes"),
+     ({"minutes": "1e3"}, "minutes"), ({"queue": "a/b"}, "queue"), ({"queue": ""}, "queue"),
+     ({"limit": 5}, "limit")],
+)
+def test_history_route_refuses_bad_values(api: ApiClient, query: dict, field: str):
+    resp = api.get("/metrics/history", **query)
+    assert_error(resp, 400, field)
+
+
+def _totals(api: ApiClient, queue: str, minutes: int = 10) -> dict[str, int]:
+    rows = api.get("/metrics/history", minutes=minutes, queue=queue).expect(200)
+    return {k: sum(r[k] for r in rows) for k in ("created", "completed", "retried", "dead")}
+
+
+def _attempt_totals(api: ApiClient, queue: str) -> dict[str, int]:
+    out = {"completed": 0, "retried": 0, "dead": 0}
+    for job in api.get("/jobs", queue=queue, limit=1000).expect(200):
+        for a in api.get(f"/jobs/{job['id']}/attempts").expect(200):
+            out[{"completed": "completed", "retry": "retried", "dead": "dead"}[a["outcome"]]] += 1
+    return out
+
+
+HISTORY_SERVER = """\
+[worker]
+reaper_interval_secs = 1
+
+[defaults]
+base_delay_ms = 50
+max_delay_ms = 200
+timeout_ms = 5000
+"""
+
+
+def test_rollups_equal_deliveries_across_an_engine_restart(make_server, receiver: Receiver,
+                                                           qname: str):
+    srv = make_server(HISTORY_SERVER)
+    api = srv.client()
+    ok, flaky, gone, slow = (receiver.new_path() for _ in range(4))
+    receiver.respond(flaky, Reply(503, "busy"), Reply(503, "busy"), Reply(200, "ok"))
+    receiver.respond(gone, Reply(410, "gone"))
+    receiver.respond(slow, Reply(200, "late", delay_s=30))
+    jobs = [{"callback_url": receiver.url(ok), "queue_name": qname}] * 20
+    jobs += [{"callback_url": receiver.url(flaky), "queue_name": qname, "max_retries": 5}]
+    jobs += [{"callback_url": receiver.url(gone), "queue_name": qname}]
+    api.post("/jobs/batch", {"jobs": jobs}).expect(201)
+    wait_until(lambda: _totals(api, qname)["completed"] == 21, timeout=15,
+               message=lambda: f"history: {_totals(api, qname)}")
+    first = _totals(api, qname)
+    assert first == {"created": 22, "completed": 21, "retried": 2, "dead": 1}, first
+    # One delivery in flight when the whole server dies: the restarted engine
+    # recovers it, and its lost attempt counts as retried.
+    job = api.post("/jobs", {"callback_url": receiver.url(slow), "queue_name": qname,
+                             "max_retries": 1}).expect(201)
+    receiver.wait_for(slow, 1)
+    srv.kill9()
+    api.close()
+    receiver.respond(slow, Reply(200, "ok"))
+    srv.start()
+    api = srv.client()
+    api.wait_job(job["id"], "completed", timeout=15)
+    more = [{"callback_url": receiver.url(ok), "queue_name": qname}] * 10
+    api.post("/jobs/batch", {"jobs": more}).expect(201)
+    wait_until(lambda: _totals(api, qname)["completed"] == 32, timeout=15,
+               message=lambda: f"history: {_totals(api, qname)}")
+    total = _totals(api, qname)
+    assert total == {"created": 33, "completed": 32, "retried": 3, "dead": 1}, total
+    assert {k: total[k] for k in ("completed", "retried", "dead")} == _attempt_totals(api, qname)
+    rows = api.get("/metrics/history", minutes=10).expect(200)  # all queues: ours and no other
+    everything = {k: sum(r[k] for r in rows) for k in total}
+    assert everything == total, everything
+    rows = api.get("/metrics/history", minutes=10, queue=qname).expect(200)
+    busy = [r for r in rows if r["completed"]]
+    assert busy and all(r["duration_p50_ms"] > 0 for r in busy), busy
+    api.close()
