@@ -12,8 +12,11 @@ from sanic import Sanic
 
 from mininq.api import render as api_render
 from mininq.api.validate import QUEUE_NAME
+from mininq.clock import now_ms
+from mininq.dashboard import chart as charts
 from mininq.dashboard import views
 from mininq.ids import is_uuid
+from mininq.metrics.history import series, window
 from mininq.store import NotFound
 
 SCHEDULES_SHOWN = 100
@@ -69,3 +72,25 @@ async def job(app: Sanic, job_id: str) -> dict[str, Any]:
 async def schedules(app: Sanic) -> dict[str, Any]:
     rows = await app.ctx.store.list_schedules(SCHEDULES_SHOWN + 1, 0, None)
     return {"schedules": rows[:SCHEDULES_SHOWN], "more_schedules": len(rows) > SCHEDULES_SHOWN}
+
+
+async def chart(app: Sanic, args: dict[str, str]) -> dict[str, Any]:
+    """The activity chart for `range` and `chart_queue` from the query string.
+
+    A queue filter that can't be a queue name shows zeros, as an unknown queue does."""
+    rng = charts.parse_range(args.get("range"))
+    queue = args.get("chart_queue", "").strip()[:200] or None
+    start, end = window(now_ms(), rng.buckets, rng.step_ms)
+    rows = []
+    if queue is None or QUEUE_NAME.match(queue):
+        rows = await app.ctx.store.history(start, end, rng.step_ms, queue)
+    points = series(rows, start, rng.buckets, rng.step_ms)
+    return {
+        "chart_range": rng.key,
+        "chart_queue": queue,
+        "ranges": charts.RANGES,
+        "chart_wide": charts.svg(points, rng, queue),
+        "chart_narrow": charts.svg(points, rng, queue, narrow=True),
+        "chart_totals": charts.summary(points),
+        "chart_per": rng.per,
+    }
