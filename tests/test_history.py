@@ -174,15 +174,15 @@ def test_rollups_follow_job_writes_across_a_minute_boundary(tmp_path):
     minute, all_q, only_a, unknown = asyncio.run(_boundary_scenario(path))
     first, second = all_q
     assert first.start == minute and second.start == minute + MIN
-    assert first.values[0] == 8 and second.values[0] == 1, "created"
+    assert first.created == 8 and second.created == 1
     assert (first.completed, first.retried, first.dead) == (1, 2, 0)
     # second minute: a1 completed, a3 dead; a4, a5 and b1 lost (retries left).
     assert (second.completed, second.retried, second.dead) == (1, 3, 1)
     assert first.timed == 2 and second.timed == 2  # refused and lost attempts have no duration
     assert 600 < second.percentile(0.99) <= 1000
     a1, a2 = only_a
-    assert (a1.values[0], a1.completed, a1.retried) == (6, 1, 1)
-    assert (a2.values[0], a2.completed, a2.retried, a2.dead) == (1, 1, 2, 1)
+    assert (a1.created, a1.completed, a1.retried) == (6, 1, 1)
+    assert (a2.created, a2.completed, a2.retried, a2.dead) == (1, 1, 2, 1)
     assert all(p.values == (0,) * len(h.COLUMNS) for p in unknown)
 
 

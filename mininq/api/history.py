@@ -36,7 +36,7 @@ def minute_object(point: Point) -> dict[str, Any]:
     """One element of the answer; durations 0 for a minute without timed attempts."""
     return {
         "minute": to_rfc3339(point.start),
-        "created": point.values[0],
+        "created": point.created,
         "completed": point.completed,
         "retried": point.retried,
         "dead": point.dead,

@@ -133,11 +133,12 @@ def svg(points: list[Point], rng: Range, queue: str | None, narrow: bool = False
 
     suffix = "n" if narrow else "w"
     who = f"queue {queue}" if queue else "all queues"
+    title = f"Delivery attempts {rng.per} by outcome and p99 duration, {rng.span}, {who}"
     out: list[str] = [
-        f'<svg class="chart-svg chart-{"narrow" if narrow else "wide"}" '
-        f'viewBox="0 0 {size.width} {size.height}" width="100%" role="img" '
-        f'aria-labelledby="chart-t-{suffix}" xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="chart-t-{suffix}">{escape(f"Delivery attempts {rng.per} by outcome and p99 duration, {rng.span}, {who}")}</title>',
+        (f'<svg class="chart-svg chart-{"narrow" if narrow else "wide"}" '
+         f'viewBox="0 0 {size.width} {size.height}" width="100%" role="img" '
+         f'aria-labelledby="chart-t-{suffix}" xmlns="http://www.w3.org/2000/svg">'),
+        f'<title id="chart-t-{suffix}">{escape(title)}</title>',
     ]
     # Horizontal grid and both axes' labels at 0, half and the top.
     for frac in (0, 0.5, 1):

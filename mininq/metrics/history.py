@@ -114,8 +114,9 @@ class Point:
     start: int  # epoch ms
     values: tuple[int, ...]  # COLUMNS order
 
-    def count(self, name: str) -> int:
-        return self.values[COLUMNS.index(name)]
+    @property
+    def created(self) -> int:
+        return self.values[0]
 
     @property
     def completed(self) -> int:
