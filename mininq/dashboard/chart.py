@@ -27,12 +27,15 @@ class Range:
     step_ms: int
     per: str  # "per minute"
     span: str  # "the last hour"
+    reread_s: float  # how long its data may be reused between polls
 
 
+# Summing a week of minutes of every queue costs a few hundred ms; a week's
+# hourly bars don't need that every two seconds.
 RANGES = (
-    Range("1h", "1 h", 60, MINUTE_MS, "per minute", "the last hour"),
-    Range("24h", "24 h", 96, 15 * MINUTE_MS, "per 15 min", "the last 24 hours"),
-    Range("7d", "7 d", 168, 60 * MINUTE_MS, "per hour", "the last 7 days"),
+    Range("1h", "1 h", 60, MINUTE_MS, "per minute", "the last hour", 0),
+    Range("24h", "24 h", 96, 15 * MINUTE_MS, "per 15 min", "the last 24 hours", 10),
+    Range("7d", "7 d", 168, 60 * MINUTE_MS, "per hour", "the last 7 days", 30),
 )
 _BY_KEY = {r.key: r for r in RANGES}
 
@@ -191,9 +194,10 @@ def svg(points: list[Point], rng: Range, queue: str | None, narrow: bool = False
         out.append(f'<text class="empty-note" x="{size.left + plot_w / 2:.1f}" '
                    f'y="{size.top + plot_h / 2:.1f}" text-anchor="middle">'
                    f'No delivery attempts in {rng.span}</text>')
-    # Hover targets with the bucket's numbers, for the buckets that have any.
+    # Hover targets with the bucket's numbers, for the buckets that have any
+    # (not in the narrow drawing: phones don't hover).
     for i, p in enumerate(points):
-        if p.deliveries:
+        if p.deliveries and not narrow:
             x = size.left + i * slot
             out.append(f'<rect class="hit" x="{x:.1f}" y="{size.top}" width="{slot:.1f}" '
                        f'height="{plot_h}"><title>{escape(_bucket_title(p, rng))}</title></rect>')

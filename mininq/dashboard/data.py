@@ -6,6 +6,7 @@ them, so a poll renders exactly what the first page load showed.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sanic import Sanic
@@ -74,6 +75,25 @@ async def schedules(app: Sanic) -> dict[str, Any]:
     return {"schedules": rows[:SCHEDULES_SHOWN], "more_schedules": len(rows) > SCHEDULES_SHOWN}
 
 
+# (range, queue) -> (reuse until, window start, rows); see Range.reread_s.
+_HISTORY_READS: dict[tuple[str, str | None], tuple[float, int, list]] = {}
+_HISTORY_READS_KEPT = 64
+
+
+async def _history_rows(app: Sanic, rng: charts.Range, queue: str | None, start: int,
+                        end: int) -> list:
+    key = (rng.key, queue)
+    kept = _HISTORY_READS.get(key)
+    if kept and kept[0] > time.monotonic() and kept[1] == start:
+        return kept[2]
+    rows = await app.ctx.store.history(start, end, rng.step_ms, queue)
+    if rng.reread_s:
+        if len(_HISTORY_READS) >= _HISTORY_READS_KEPT:
+            _HISTORY_READS.clear()
+        _HISTORY_READS[key] = (time.monotonic() + rng.reread_s, start, rows)
+    return rows
+
+
 async def chart(app: Sanic, args: dict[str, str]) -> dict[str, Any]:
     """The activity chart for `range` and `chart_queue` from the query string.
 
@@ -83,7 +103,7 @@ async def chart(app: Sanic, args: dict[str, str]) -> dict[str, Any]:
     start, end = window(now_ms(), rng.buckets, rng.step_ms)
     rows = []
     if queue is None or QUEUE_NAME.match(queue):
-        rows = await app.ctx.store.history(start, end, rng.step_ms, queue)
+        rows = await _history_rows(app, rng, queue, start, end)
     points = series(rows, start, rng.buckets, rng.step_ms)
     return {
         "chart_range": rng.key,
