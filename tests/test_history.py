@@ -257,12 +257,31 @@ def _totals(api: ApiClient, queue: str, minutes: int = 10) -> dict[str, int]:
     return {k: sum(r[k] for r in rows) for k in ("created", "completed", "retried", "dead")}
 
 
-def _attempt_totals(api: ApiClient, queue: str) -> dict[str, int]:
-    out = {"completed": 0, "retried": 0, "dead": 0}
+def _expected_by_minute(api: ApiClient, queue: str) -> dict[int, dict[str, int]]:
+    """Per minute, what the history should hold, from the jobs and their attempt
+    rows: creations by created_at, attempts by the moment they ended (a lost
+    attempt's row ends when it was recovered)."""
+    out: dict[int, dict[str, int]] = {}
+
+    def bump(ms: int, key: str) -> None:
+        row = out.setdefault(h.minute_start(ms), dict.fromkeys(h.COUNTS, 0))
+        row[key] += 1
+
     for job in api.get("/jobs", queue=queue, limit=1000).expect(200):
+        bump(clock.parse_rfc3339(job["created_at"]), "created")
         for a in api.get(f"/jobs/{job['id']}/attempts").expect(200):
-            out[{"completed": "completed", "retry": "retried", "dead": "dead"}[a["outcome"]]] += 1
+            ended = clock.parse_rfc3339(a["started_at"]) + a["duration_ms"]
+            bump(ended, {"completed": "completed", "retry": "retried", "dead": "dead"}[a["outcome"]])
     return out
+
+
+def _history_by_minute(api: ApiClient, queue: str | None) -> dict[int, dict[str, int]]:
+    query = {"minutes": 10} | ({"queue": queue} if queue else {})
+    return {
+        clock.parse_rfc3339(r["minute"]): {k: r[k] for k in h.COUNTS}
+        for r in api.get("/metrics/history", **query).expect(200)
+        if any(r[k] for k in h.COUNTS)
+    }
 
 
 HISTORY_SERVER = """\
@@ -300,6 +319,10 @@ def test_rollups_equal_deliveries_across_an_engine_restart(make_server, receiver
     srv.kill9()
     api.close()
     receiver.respond(slow, Reply(200, "ok"))
+    # Stay down into the next minute, so that what the restarted engine does
+    # lands in other minutes than what the first one did.
+    down_minute = h.minute_start(int(time.time() * 1000))
+    time.sleep(max(0.0, (down_minute + MIN - time.time() * 1000) / 1000 + 0.05))
     srv.start()
     api = srv.client()
     api.wait_job(job["id"], "completed", timeout=15)
@@ -309,10 +332,13 @@ def test_rollups_equal_deliveries_across_an_engine_restart(make_server, receiver
                message=lambda: f"history: {_totals(api, qname)}")
     total = _totals(api, qname)
     assert total == {"created": 33, "completed": 32, "retried": 3, "dead": 1}, total
-    assert {k: total[k] for k in ("completed", "retried", "dead")} == _attempt_totals(api, qname)
-    rows = api.get("/metrics/history", minutes=10).expect(200)  # all queues: ours and no other
-    everything = {k: sum(r[k] for r in rows) for k in total}
-    assert everything == total, everything
+    by_minute = _history_by_minute(api, qname)
+    assert by_minute == _expected_by_minute(api, qname)
+    before = {k: sum(r[k] for m, r in by_minute.items() if m <= down_minute) for k in h.COUNTS}
+    after = {k: sum(r[k] for m, r in by_minute.items() if m > down_minute) for k in h.COUNTS}
+    assert before == {**first, "created": 23}, by_minute
+    assert after == {"created": 10, "completed": 11, "retried": 1, "dead": 0}, by_minute
+    assert _history_by_minute(api, None) == by_minute  # all queues: ours and no other
     rows = api.get("/metrics/history", minutes=10, queue=qname).expect(200)
     busy = [r for r in rows if r["completed"]]
     assert busy and all(r["duration_p50_ms"] > 0 for r in busy), busy
