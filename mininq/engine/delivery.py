@@ -1,7 +1,9 @@
 """One delivery attempt: the webhook POST, and what its answer means.
 
-One pooled aiohttp session serves every delivery of the engine. The
-result is a plain outcome dict the dispatcher turns into the job's next state.
+One pooled aiohttp session serves every delivery of the engine.
+`Deliverer.outcome` decides the job's next state from the answer (completed;
+retry, and when; or dead) as a plain dict, which the dispatcher hands to the
+finisher and the finisher writes with `Store.finish`.
 """
 
 from __future__ import annotations
