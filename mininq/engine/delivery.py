@@ -90,7 +90,7 @@ class Deliverer:
             }
         )
         if self.signing_secret:
-            ts = int(time.time())
+            ts = now_ms() // 1000
             headers["webhook-id"] = job["id"]
             headers["webhook-timestamp"] = str(ts)
             headers["webhook-signature"] = sign(self.signing_secret, job["id"], ts, body)
@@ -131,7 +131,7 @@ class Deliverer:
         self, job: dict, started: int, duration_ms: int, status: int | None,
         body: bytes, retry_after: str | None, error: str | None,
     ) -> dict[str, Any]:
-        kind = classify(status, error)
+        kind = classify(status)
         out: dict[str, Any] = {
             "id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
             "started_at": started, "duration_ms": duration_ms, "status_code": status,
