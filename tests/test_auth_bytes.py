@@ -1,5 +1,6 @@
-"""The token check against whatever bytes a client sends: non-ASCII, invalid UTF-8
-and Latin-1 in the Authorization header and the session cookie answer 401, never 500.
+"""The token and origin checks against whatever bytes a client sends: non-ASCII,
+invalid UTF-8 and Latin-1 in the Authorization header and the session cookie
+answer 401, and a malformed Origin 403, never 500.
 
 The requests are written byte by byte to a socket, since an HTTP library would
 refuse or re-encode such headers before they reach the server.
@@ -116,3 +117,21 @@ def test_dashboard_sign_in_with_the_non_ascii_token_sets_the_cookie(token_server
     status, answer = raw_request(token_server, head, form)
     assert status == 303, answer[:500]
     assert f"{SESSION_COOKIE}={session_value(TOKEN)}".encode() in answer
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://[::1", b"http://[", "http://ünï.example".encode(), b"http://\xff\xfe", b"\xc3("],
+    ids=repr,
+)
+def test_a_malformed_or_non_ascii_origin_is_refused_with_403(token_server, origin):
+    body = b'{"callback_url": "http://127.0.0.1:9/x"}'
+    head = (
+        b"POST /jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nOrigin: " + origin + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode()
+    )
+    status, answer = raw_request(token_server, head, body)
+    assert status == 403, answer[:500]
+    assert b"origin" in answer

@@ -66,4 +66,8 @@ def same_origin(request: Request) -> bool:
         return True
     if origin == "null":
         return False
-    return urlsplit(origin).netloc.lower() == (request.headers.get("host") or "").lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # "http://[::1": not an origin this server could have served
+        return False
+    return netloc.lower() == (request.headers.get("host") or "").lower()
