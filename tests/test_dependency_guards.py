@@ -223,6 +223,30 @@ def test_patched_and_reached_internals_are_as_written_for(guard: Guard) -> None:
         )
 
 
+# Names mininq reads or replaces that are not functions (no source to hash).
+ATTRIBUTES = [
+    ("sanic.mixins.startup:Manager", "sanic_fixes.apply replaces it with state_manager"),
+    ("sanic.worker.manager:WorkerManager.THRESHOLD", "sanic_fixes._wait_for_ack counts to it"),
+    ("sanic.worker.process:Worker.WORKER_PREFIX", "the 'Sanic' of ENGINE_PROCESS's name"),
+    ("multiprocessing.resource_tracker:_resource_tracker", "skip_resource_tracker sets its _fd"),
+    ("multiprocessing.managers:State.STARTED", "ThreadedStateManager.start sets it"),
+]
+
+
+@pytest.mark.parametrize(("target", "why"), ATTRIBUTES, ids=[a[0] for a in ATTRIBUTES])
+def test_reached_attributes_exist(target: str, why: str) -> None:
+    try:
+        value = resolve(target)
+    except (AttributeError, ImportError) as exc:
+        pytest.fail(f"{target} is gone ({exc!r}); mininq relies on it: {why}")
+    if target.endswith("WORKER_PREFIX"):
+        from mininq.engine.process import ENGINE, ENGINE_PROCESS
+
+        assert ENGINE_PROCESS == f"{value}-{ENGINE}-0", (ENGINE_PROCESS, value)
+    if target.endswith("_resource_tracker"):
+        assert hasattr(value, "_fd"), f"{target} has no _fd any more; {why}"
+
+
 def test_every_patched_sanic_method_is_guarded() -> None:
     """What sanic_fixes.apply() assigns to WorkerManager has a guard on the original."""
     import ast
