@@ -230,6 +230,7 @@ ATTRIBUTES = [
     ("sanic.worker.process:Worker.WORKER_PREFIX", "the 'Sanic' of ENGINE_PROCESS's name"),
     ("multiprocessing.resource_tracker:_resource_tracker", "skip_resource_tracker sets its _fd"),
     ("multiprocessing.managers:State.STARTED", "ThreadedStateManager.start sets it"),
+    ("logging:_srcfile", "mininq.logs._lean_records sets it to None (logging HOWTO, Optimization)"),
 ]
 
 
