@@ -1,26 +1,30 @@
 """Activity over time (SPEC §11): the rollup arithmetic, the rollups the SQLite
-backend writes with each job write (on a real file, time moved through the
-clock seam across a minute boundary), and GET /metrics/history on a real
+backend writes with each job write (its statements on a real file, at times
+given across a minute boundary), and GET /metrics/history on a real
 server, across an engine restart."""
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 import time
 from datetime import UTC, datetime
 
 import pytest
 from support import ApiClient, Receiver, Reply, wait_until
 from support.asserts import assert_error
+from support.sqlite_tx import tx
 
 from mininq import clock
 from mininq.api.history import history_query
 from mininq.api.validate import ValidationError
 from mininq.config import DefaultsConfig
 from mininq.metrics import history as h
-from mininq.store.sqlite import SqliteStore, migrate_file
+from mininq.store.sqlite import dispatch, history, jobs
+from mininq.store.sqlite.connection import connect_sync
+from mininq.store.sqlite.schema import migrate
 
 MIN = h.MINUTE_MS
+DEFAULTS = DefaultsConfig()
 
 # -- pure arithmetic ----------------------------------------------------------------
 
@@ -123,56 +127,43 @@ def _outcome(job: dict, outcome: str, started: int, duration: int, code: int | N
             "visible_at": started + 10 if outcome == "retry" else None, "outcome": outcome}
 
 
-def _at(ms: int) -> None:
-    """Move mininq's clock so that now_ms() reads `ms`."""
-    clock.set_offset_ms(0)
-    clock.set_offset_ms(ms - clock.now_ms())
+def _store(tmp_path) -> sqlite3.Connection:
+    conn = connect_sync(str(tmp_path / "h.db"))
+    migrate(conn)
+    return conn
 
 
-async def _boundary_scenario(path: str) -> tuple[int, list[h.Point], list[h.Point], list[h.Point]]:
-    store = SqliteStore(path, DefaultsConfig())
-    await store.open()
-    try:
-        minute = h.minute_start(clock.now_ms()) + 5 * MIN
-        # 59.5 s into the minute: creates fall in it, some outcomes end past it.
-        _at(minute + 59_500)
-        spec = {"callback_url": "http://x/h", "payload": "{}", "max_retries": 1}
-        await store.create_jobs([{**spec, "queue_name": "a"} for _ in range(6)]
-                                + [{**spec, "queue_name": "b"} for _ in range(2)])
-        jobs = await store.claim([("a", 6), ("b", 2)], 1000)
-        a = [j for j in jobs if j["queue_name"] == "a"]
-        b = [j for j in jobs if j["queue_name"] == "b"]
-        now = clock.now_ms()
-        changed = await store.finish([
-            _outcome(a[0], "completed", now - 100, 40, 200),     # ends in the first minute
-            _outcome(a[1], "completed", now, 700, 200),          # ends in the second
-            _outcome(a[2], "retry", now - 50, 20, 503),          # first
-            _outcome(a[3], "dead", now, 900, 404),               # second
-            _outcome(b[0], "retry", now - 10, 1, None),          # refused: no duration
-        ])
-        assert changed == 5
-        # Into the next minute: one more job, and a4, a5, b1 lost with their process.
-        _at(minute + MIN + 1_000)
-        await store.create_jobs([{**spec, "queue_name": "a"}])
-        reaped = await store.reap(clock.now_ms() + 10 * MIN)
-        assert len(reaped) == 3
-        # An outcome that arrives after the reaper took its job back adds nothing.
-        assert await store.finish([_outcome(a[4], "completed", clock.now_ms(), 3, 200)]) == 0
-        start = minute
-        all_queues = h.series(await store.history(start, start + 2 * MIN, MIN, None), start, 2)
-        only_a = h.series(await store.history(start, start + 2 * MIN, MIN, "a"), start, 2)
-        unknown = h.series(await store.history(start, start + 2 * MIN, MIN, "nope"), start, 2)
-        return minute, all_queues, only_a, unknown
-    finally:
-        clock.set_offset_ms(0)
-        await store.close()
+def _points(conn: sqlite3.Connection, start: int, n: int, queue: str | None) -> list[h.Point]:
+    return h.series(history.sums(conn, start, start + n * MIN, MIN, queue), start, n)
 
 
 def test_rollups_follow_job_writes_across_a_minute_boundary(tmp_path):
-    path = str(tmp_path / "h.db")
-    migrate_file(path)
-    minute, all_q, only_a, unknown = asyncio.run(_boundary_scenario(path))
-    first, second = all_q
+    """The backend's statements at explicit times: 59.5 s into a minute, then past it."""
+    conn = _store(tmp_path)
+    minute = h.minute_start(1_764_000_000_000)
+    now = minute + 59_500
+    spec = {"callback_url": "http://x/h", "payload": "{}", "max_retries": 1, "visible_at": now}
+    tx(conn, jobs.create_jobs, [{**spec, "queue_name": "a"} for _ in range(6)]
+       + [{**spec, "queue_name": "b"} for _ in range(2)], DEFAULTS, now)
+    claimed = tx(conn, dispatch.claim, [("a", 6), ("b", 2)], now, 1000)
+    a = [j for j in claimed if j["queue_name"] == "a"]
+    b = [j for j in claimed if j["queue_name"] == "b"]
+    changed = tx(conn, dispatch.finish, [
+        _outcome(a[0], "completed", now - 100, 40, 200),     # ends in the first minute
+        _outcome(a[1], "completed", now, 700, 200),          # ends in the second
+        _outcome(a[2], "retry", now - 50, 20, 503),          # first
+        _outcome(a[3], "dead", now, 900, 404),               # second
+        _outcome(b[0], "retry", now - 10, 1, None),          # refused: no duration
+    ], now + 900)
+    assert changed == 5
+    # Into the next minute: one more job, and a4, a5, b1 lost with their process.
+    later = minute + MIN + 1_000
+    tx(conn, jobs.create_jobs, [{**spec, "queue_name": "a"}], DEFAULTS, later)
+    assert len(tx(conn, dispatch.reap, later, later + 10 * MIN)) == 3
+    # An outcome that arrives after the reaper took its job back adds nothing.
+    assert tx(conn, dispatch.finish, [_outcome(a[4], "completed", later, 3, 200)], later) == 0
+
+    first, second = _points(conn, minute, 2, None)
     assert first.start == minute and second.start == minute + MIN
     assert first.created == 8 and second.created == 1
     assert (first.completed, first.retried, first.dead) == (1, 2, 0)
@@ -180,36 +171,25 @@ def test_rollups_follow_job_writes_across_a_minute_boundary(tmp_path):
     assert (second.completed, second.retried, second.dead) == (1, 3, 1)
     assert first.timed == 2 and second.timed == 2  # refused and lost attempts have no duration
     assert 600 < second.percentile(0.99) <= 1000
-    a1, a2 = only_a
+    a1, a2 = _points(conn, minute, 2, "a")
     assert (a1.created, a1.completed, a1.retried) == (6, 1, 1)
     assert (a2.created, a2.completed, a2.retried, a2.dead) == (1, 1, 2, 1)
-    assert all(p.values == (0,) * len(h.COLUMNS) for p in unknown)
+    assert all(p.values == (0,) * len(h.COLUMNS) for p in _points(conn, minute, 2, "nope"))
+    conn.close()
 
 
 def test_prune_deletes_old_minutes_only(tmp_path):
-    path = str(tmp_path / "p.db")
-    migrate_file(path)
-
-    async def run() -> tuple[int, list]:
-        store = SqliteStore(path, DefaultsConfig())
-        await store.open()
-        try:
-            spec = {"callback_url": "http://x/h", "payload": "{}", "queue_name": "a"}
-            base = h.minute_start(clock.now_ms())
-            for back in (30, 20, 10, 0):
-                clock.set_offset_ms(-back * MIN)
-                await store.create_jobs([spec])
-            clock.set_offset_ms(0)
-            pruned = await store.prune_history(base - 15 * MIN, 1)  # batch of one row
-            pruned += await store.prune_history(base - 15 * MIN, 1000)
-            return pruned, await store.history(base - 40 * MIN, base + MIN, MIN, None)
-        finally:
-            clock.set_offset_ms(0)
-            await store.close()
-
-    pruned, rows = asyncio.run(run())
+    conn = _store(tmp_path)
+    base = h.minute_start(1_764_000_000_000)
+    spec = {"callback_url": "http://x/h", "payload": "{}", "queue_name": "a"}
+    for back in (30, 20, 10, 0):
+        tx(conn, jobs.create_jobs, [spec], DEFAULTS, base - back * MIN)
+    pruned = tx(conn, history.prune, base - 15 * MIN, 1)  # a batch of one row
+    pruned += tx(conn, history.prune, base - 15 * MIN, 1000)
     assert pruned == 2
-    assert [r[1] for r in rows] == [1, 1] and len(rows) == 2
+    rows = history.sums(conn, base - 40 * MIN, base + MIN, MIN, None)
+    assert [(r[0], r[1]) for r in rows] == [(base - 10 * MIN, 1), (base, 1)]
+    conn.close()
 
 
 # -- GET /metrics/history on a real server -------------------------------------------
