@@ -50,16 +50,16 @@ async def create_schedule(request: Request):
 
 @bp.get("/schedules")
 async def list_schedules(request: Request):
-    args = query(request)
-    validate._no_unknown("", args, {"limit", "offset", "after"})
-    p = validate.page(args)
+    p = validate.schedule_filters(query(request))
     rows = await request.app.ctx.store.list_schedules(p["limit"], p["offset"], p["after"])
     return json_response([render.schedule(r) for r in rows])
 
 
 @bp.get("/schedules/<schedule_id:str>")
 async def get_schedule(request: Request, schedule_id: str):
-    return json_response(render.schedule(await request.app.ctx.store.get_schedule(_id(schedule_id))))
+    return json_response(
+        render.schedule(await request.app.ctx.store.get_schedule(_id(schedule_id)))
+    )
 
 
 @bp.put("/schedules/<schedule_id:str>")
