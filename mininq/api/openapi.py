@@ -581,8 +581,9 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_document() -> dict[str, Any]:
-    """The whole OpenAPI document as a dict."""
+def build_document(token: bool = True) -> dict[str, Any]:
+    """The whole OpenAPI document as a dict; `token`: server.api_token is set, so
+    every route but /health requires it (without one, nothing does)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -605,7 +606,7 @@ def build_document() -> dict[str, Any]:
             {"name": "system"},
             {"name": "dashboard"},
         ],
-        "security": [{"bearerAuth": []}],
+        **({"security": [{"bearerAuth": []}]} if token else {}),
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,
@@ -625,9 +626,10 @@ def build_document() -> dict[str, Any]:
     }
 
 
-DOCUMENT = orjson.dumps(build_document())
+DOCUMENTS = {token: orjson.dumps(build_document(token)) for token in (True, False)}
 
 
 @bp.get("/openapi.json")
 async def openapi(request: Request) -> HTTPResponse:
-    return HTTPResponse(DOCUMENT, content_type=JSON)
+    token = bool(request.app.ctx.config.server.api_token)
+    return HTTPResponse(DOCUMENTS[token], content_type=JSON)

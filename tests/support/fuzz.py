@@ -1,0 +1,58 @@
+"""What the fuzz tests share: a server that delivers nothing, and a watch on its log.
+
+Generated jobs carry generated callback URLs (any host at all), so the fuzzed
+server must never request them: its engine claims only a queue that no
+generated request can name, and every job just waits in the database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .server import MininqServer
+
+UNCLAIMED_QUEUE = "fuzz.only-this-queue-is-claimed.7f3a9c"
+NO_DELIVERY_CONFIG = f"""\
+[worker]
+queues = ["{UNCLAIMED_QUEUE}"]
+"""
+
+
+def no_delivery_server(workdir: Path, token: str = "") -> MininqServer:
+    config = NO_DELIVERY_CONFIG + (f'\n[server]\napi_token = "{token}"\n' if token else "")
+    return MininqServer(workdir, config_toml=config)
+
+
+SUMMARY_KEY = pytest.StashKey[list[str]]()
+
+
+def summary_lines(config: pytest.Config) -> list[str]:
+    """Lines conftest prints in pytest's closing summary (seeds, request counts)."""
+    return config.stash.setdefault(SUMMARY_KEY, [])
+
+
+class LogWatch:
+    """Lines the server logged since the last look, and which of them are errors."""
+
+    def __init__(self, server: MininqServer) -> None:
+        self.server = server
+        self.offset = len(server.log_text())
+
+    def new_errors(self) -> list[str]:
+        """Lines at error level (or worse) and tracebacks logged since the last call."""
+        text = self.server.log_text()
+        new, self.offset = text[self.offset :], len(text)
+        return [line for line in new.splitlines() if _is_error(line)]
+
+
+def _is_error(line: str) -> bool:
+    if "Traceback" in line:
+        return True
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False  # not a JSON log line (e.g. a stray print): only tracebacks count
+    return isinstance(record, dict) and record.get("level") in ("error", "critical")
