@@ -18,12 +18,13 @@ from collections import Counter
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from mininq.api.openapi import build_document
 from support import MininqServer
 from support.fuzz import LogWatch, no_delivery_server, summary_lines
 
+from mininq.api.openapi import build_document
+
 SEED = 20261205
-MAX_EXAMPLES = 30  # per operation, for each of valid and invalid input
+MAX_EXAMPLES = 100  # per operation, for each of valid and invalid input
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",

@@ -38,6 +38,8 @@ def parse_body(request: Request) -> Any:
         return orjson.loads(request.body)
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise ValidationError("body", f"malformed JSON ({exc})") from None
+    except RecursionError:  # the standard parser's limit on nesting
+        raise ValidationError("body", "malformed JSON (nested too deeply)") from None
 
 
 def _no_constant(name: str) -> None:

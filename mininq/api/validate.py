@@ -123,6 +123,9 @@ def _url_problem(url: str) -> str | None:
         return "has an invalid port"
     if len(host) > 253:
         return "has a host name longer than 253 characters"
+    labels = host.removesuffix(".").split(".")
+    if ":" not in host and not all(0 < len(label) <= 63 for label in labels):
+        return "has a host name with an empty label or one longer than 63 characters"
     return None
 
 

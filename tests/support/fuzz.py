@@ -56,3 +56,32 @@ def _is_error(line: str) -> bool:
     except ValueError:
         return False  # not a JSON log line (e.g. a stray print): only tracebacks count
     return isinstance(record, dict) and record.get("level") in ("error", "critical")
+
+
+def raw_exchange(
+    host: str, port: int, request: bytes, timeout: float = 10.0
+) -> tuple[int | None, bytes]:
+    """Send bytes as they are; (status, body) of the answer, or (None, b"") when the
+    server closed the connection without one."""
+    import socket
+
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None, b""
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return int(head.split()[1]), rest[:length]
