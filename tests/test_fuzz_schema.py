@@ -25,6 +25,8 @@ from mininq.api.openapi import build_document
 
 SEED = 20261205
 MAX_EXAMPLES = 100  # per operation, for each of valid and invalid input
+TOKEN_EXAMPLES = 25  # the same with server.api_token set
+TOKEN = "fuzz-token-not-secret"
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -33,21 +35,27 @@ CHECKS = [
     "negative_data_rejection",
 ]
 SENT: Counter[str] = Counter()  # requests per operation, printed at the end
+SENT_WITH_TOKEN: Counter[str] = Counter()
 
-# The document is built in-process, at collection time, before any server runs;
-# test_the_live_document_is_the_fuzzed_one checks the server serves the same.
+
+def _schema(token: bool, examples: int, checks: list[str]) -> schemathesis.BaseSchema:
+    """The document is built in-process, at collection time, before any server runs;
+    test_the_live_document_is_the_fuzzed_one checks the server serves the same."""
+    config = {
+        "seed": SEED,
+        "generation": {"mode": "all", "max-examples": examples, "database": "none"},
+        "phases": {"stateful": {"enabled": False}},
+        "checks": {"enabled": False, **{name: {"enabled": True} for name in checks}},
+    }
+    return schemathesis.openapi.from_dict(
+        build_document(token=token), config=schemathesis.Config.from_dict(config)
+    )
+
+
+schema = _schema(False, MAX_EXAMPLES, CHECKS)
+# With a token, requests without it (or with a wrong one) must be refused too.
+schema_with_token = _schema(True, TOKEN_EXAMPLES, [*CHECKS, "ignored_auth"])
 DOCUMENT = build_document(token=False)
-schema = schemathesis.openapi.from_dict(
-    DOCUMENT,
-    config=schemathesis.Config.from_dict(
-        {
-            "seed": SEED,
-            "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "database": "none"},
-            "phases": {"stateful": {"enabled": False}},
-            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
-        }
-    ),
-)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +63,17 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     with no_delivery_server(tmp_path_factory.mktemp("fuzz-schema")) as server:
         yield server, LogWatch(server)
         _report(request, server)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_with_token(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    with no_delivery_server(tmp_path_factory.mktemp("fuzz-token"), token=TOKEN) as server:
+        yield server, LogWatch(server)
+    summary_lines(request.config).append(
+        f"schemathesis fuzz with api_token set: seed {SEED}, at most {TOKEN_EXAMPLES} examples "
+        f"per operation and mode, {len(SENT_WITH_TOKEN)} operations, "
+        f"{sum(SENT_WITH_TOKEN.values())} requests sent"
+    )
 
 
 def _report(request: pytest.FixtureRequest, server: MininqServer) -> None:
@@ -92,7 +111,25 @@ def _report(request: pytest.FixtureRequest, server: MininqServer) -> None:
 def test_every_operation_against_its_schema(case: schemathesis.Case, fuzzed) -> None:
     server, log = fuzzed
     SENT[case.operation.label] += 1
-    response = case.call_and_validate(base_url=server.url, timeout=30)
+    _call(case, server, log)
+
+
+@schema_with_token.parametrize()
+@settings(
+    max_examples=TOKEN_EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_with_a_token(case: schemathesis.Case, fuzzed_with_token) -> None:
+    server, log = fuzzed_with_token
+    SENT_WITH_TOKEN[case.operation.label] += 1
+    _call(case, server, log, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def _call(case: schemathesis.Case, server: MininqServer, log: LogWatch, **kwargs) -> None:
+    response = case.call_and_validate(base_url=server.url, timeout=30, **kwargs)
     assert "Traceback" not in response.text, response.text[:2000]
     errors = log.new_errors()
     assert not errors, f"server logged errors on {case.method} {case.formatted_path}: {errors}"
@@ -101,3 +138,9 @@ def test_every_operation_against_its_schema(case: schemathesis.Case, fuzzed) -> 
 def test_the_live_document_is_the_fuzzed_one(fuzzed) -> None:
     server, _ = fuzzed
     assert server.client().get("/openapi.json").expect(200) == DOCUMENT
+
+
+def test_the_live_document_with_a_token_is_the_fuzzed_one(fuzzed_with_token) -> None:
+    server, _ = fuzzed_with_token
+    with server.client(token=TOKEN) as client:
+        assert client.get("/openapi.json").expect(200) == build_document(token=True)

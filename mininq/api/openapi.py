@@ -341,7 +341,7 @@ def _op(
     codes = set(errors) | ({"400", "413"} if body else set()) | (set() if public else {"401"})
     out: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
     for code in sorted(codes):
-        out["responses"][code] = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+        out["responses"].setdefault(code, {"$ref": f"#/components/responses/{ERRORS[code][0]}"})
     if body:
         out["requestBody"] = {"required": True, "content": _json(_ref(body))}
     if parameters:
@@ -573,7 +573,11 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": {
                     "description": "the dashboard",
                     "content": {"text/html": {"schema": {"type": "string"}}},
-                }
+                },
+                "401": {
+                    "description": "the sign-in page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
             },
             tag="dashboard",
         ),
