@@ -50,7 +50,10 @@ def fuzzed(
         no_delivery_server(tmp_path_factory.mktemp("fuzz-raw")) as server,
         server.client() as client,
     ):
-        yield server, client, LogWatch(server)
+        log = LogWatch(server)
+        yield server, client, log
+        # What the engine and scheduler logged after the last request counts too.
+        assert not log.new_errors(), log.server.log_tail()
     summary_lines(request.config).append(
         f"hypothesis raw fuzz: seed {SEED}, at most {EXAMPLES} examples per test, "
         f"{sum(SENT.values())} requests sent ({', '.join(f'{k} {v}' for k, v in SENT.items())})"
@@ -191,6 +194,44 @@ def test_known_bad_callback_urls_are_400_naming_the_field(fuzzed, url):
     resp = client.post("/jobs/batch", {"jobs": [{"callback_url": NOWHERE}, {"callback_url": url}]})
     _answered(resp, log, "jobs[1].callback_url")
     assert resp.status == 400, resp
+
+
+# -- cron expressions and time zones ---------------------------------------------------
+
+CRON_ATOMS = st.one_of(
+    st.sampled_from(["*", "?", "L", "W", "H", "5L", "1W", "1#5", "LW", "jan", "MON", "sun-sat",
+                     "0", "59", "60", "31", "32", "-1", "\u0661", "99999999999999999999"]),
+    st.integers(0, 70).map(str),
+)  # fmt: skip
+CRON_FIELDS = st.builds(
+    lambda a, op, b: a if op is None else f"{a}{op}{b}",
+    CRON_ATOMS,
+    st.sampled_from([None, "-", "/", ","]),
+    CRON_ATOMS,
+)
+CRONS = st.one_of(
+    st.lists(CRON_FIELDS, min_size=4, max_size=7).map(" ".join),
+    st.sampled_from(["@yearly", "@monthly", "@weekly", "@daily", "@hourly", "@reboot", "@every"]),
+)
+ZONES = st.one_of(
+    st.sampled_from(["UTC", "Europe/Prague", "America/St_Johns", "Pacific/Kiritimati",
+                     "Factory", "localtime", "../../etc/passwd", "Etc/GMT+12", "EST5EDT"]),
+    st.text(min_size=1, max_size=64),
+)  # fmt: skip
+
+
+@seed(SEED)
+@FUZZ
+@given(cron=CRONS, zone=ZONES, enabled=st.booleans())
+def test_cron_expressions_and_zones(fuzzed, cron: str, zone: str, enabled: bool):
+    """Enabled ones are fired by the scheduler too: its log is watched like the API's."""
+    _, client, log = fuzzed
+    SENT["cron"] += 1
+    body = {"cron_expression": cron, "timezone": zone, "callback_url": NOWHERE,
+            "enabled": enabled}  # fmt: skip
+    resp = client.post("/schedules", body)
+    _answered(resp, log, "cron_expression", "timezone")
+    assert resp.status in (201, 400), resp
 
 
 # -- numbers at the 64-bit edges ------------------------------------------------------

@@ -61,14 +61,18 @@ DOCUMENT = build_document(token=False)
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     with no_delivery_server(tmp_path_factory.mktemp("fuzz-schema")) as server:
-        yield server, LogWatch(server)
+        log = LogWatch(server)
+        yield server, log
         _report(request, server)
+        assert not log.new_errors(), server.log_tail()
 
 
 @pytest.fixture(scope="module")
 def fuzzed_with_token(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     with no_delivery_server(tmp_path_factory.mktemp("fuzz-token"), token=TOKEN) as server:
-        yield server, LogWatch(server)
+        log = LogWatch(server)
+        yield server, log
+        assert not log.new_errors(), server.log_tail()
     summary_lines(request.config).append(
         f"schemathesis fuzz with api_token set: seed {SEED}, at most {TOKEN_EXAMPLES} examples "
         f"per operation and mode, {len(SENT_WITH_TOKEN)} operations, "
