@@ -22,7 +22,13 @@ import yarl
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from support import ApiClient, MininqServer, Response
-from support.fuzz import LogWatch, no_delivery_server, raw_exchange, summary_lines
+from support.fuzz import (
+    LogWatch,
+    assert_nothing_delivered,
+    no_delivery_server,
+    raw_exchange,
+    summary_lines,
+)
 
 from mininq import fields
 
@@ -49,12 +55,14 @@ def fuzzed(
     ):
         log = LogWatch(server)
         yield server, client, log
+        summary_lines(request.config).append(
+            f"hypothesis raw fuzz: seed {SEED}, at most {EXAMPLES} examples per test, "
+            f"{sum(SENT.values())} requests sent "
+            f"({', '.join(f'{k} {v}' for k, v in SENT.items())})"
+        )
         # What the engine and scheduler logged after the last request counts too.
-        assert not log.new_errors(), log.server.log_tail()
-    summary_lines(request.config).append(
-        f"hypothesis raw fuzz: seed {SEED}, at most {EXAMPLES} examples per test, "
-        f"{sum(SENT.values())} requests sent ({', '.join(f'{k} {v}' for k, v in SENT.items())})"
-    )
+        assert not log.new_errors(), server.log_tail()
+        assert_nothing_delivered(server)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +74,7 @@ def fuzzed_with_token(
         log = LogWatch(server)
         yield server, log
         assert not log.new_errors(), server.log_tail()
+        assert_nothing_delivered(server)
 
 
 @pytest.fixture(scope="module")

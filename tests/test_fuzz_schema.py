@@ -19,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from support import MininqServer
-from support.fuzz import LogWatch, no_delivery_server, summary_lines
+from support.fuzz import LogWatch, assert_nothing_delivered, no_delivery_server, summary_lines
 
 from mininq.api.openapi import build_document
 
@@ -65,6 +65,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
         yield server, log
         _report(request, server)
         assert not log.new_errors(), server.log_tail()
+        assert_nothing_delivered(server)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +73,13 @@ def fuzzed_with_token(tmp_path_factory: pytest.TempPathFactory, request: pytest.
     with no_delivery_server(tmp_path_factory.mktemp("fuzz-token"), token=TOKEN) as server:
         log = LogWatch(server)
         yield server, log
+        summary_lines(request.config).append(
+            f"schemathesis fuzz with api_token set: seed {SEED}, at most {TOKEN_EXAMPLES} "
+            f"examples per operation and mode, {len(SENT_WITH_TOKEN)} operations, "
+            f"{sum(SENT_WITH_TOKEN.values())} requests sent"
+        )
         assert not log.new_errors(), server.log_tail()
-    summary_lines(request.config).append(
-        f"schemathesis fuzz with api_token set: seed {SEED}, at most {TOKEN_EXAMPLES} examples "
-        f"per operation and mode, {len(SENT_WITH_TOKEN)} operations, "
-        f"{sum(SENT_WITH_TOKEN.values())} requests sent"
-    )
+        assert_nothing_delivered(server)
 
 
 def _report(request: pytest.FixtureRequest, server: MininqServer) -> None:

@@ -8,6 +8,7 @@ generated request can name, and every job just waits in the database.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,17 @@ queues = ["{UNCLAIMED_QUEUE}"]
 def no_delivery_server(workdir: Path, token: str = "") -> MininqServer:
     config = NO_DELIVERY_CONFIG + (f'\n[server]\napi_token = "{token}"\n' if token else "")
     return MininqServer(workdir, config_toml=config)
+
+
+def assert_nothing_delivered(server: MininqServer) -> None:
+    """No job of the fuzzed server was ever claimed: no callback URL was requested."""
+    db = sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True)
+    try:
+        attempts = db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        claimed = db.execute("SELECT COUNT(*) FROM jobs WHERE attempt > 0").fetchone()[0]
+    finally:
+        db.close()
+    assert (attempts, claimed) == (0, 0), f"{attempts} attempts, {claimed} jobs claimed"
 
 
 SUMMARY_KEY = pytest.StashKey[list[str]]()
