@@ -79,7 +79,7 @@ JOB: dict[str, Field] = {
     "queue_name": Field("queue", default="default"),
     "priority": _int(*PRIORITY, "higher first", default=0),
     "payload": Field("json", default={}),
-    "headers": Field("headers", nullable=True),
+    "headers": Field("headers", nullable=True, default=None),
     **_nullable(JOB_DEFAULTS),
     "idempotency_key": Field("string", 1, 255, nullable=True),
     "delay_ms": _int(0, MAX_DELAY_MS, "deliver no sooner than this from now", nullable=True),

@@ -206,34 +206,57 @@ def _no_unknown(prefix: str, body: dict, allowed: Any) -> None:
             raise ValidationError(f"{prefix}{key}", "unknown field")
 
 
-def _fields(prefix: str, body: Any, table: dict[str, Field]) -> dict[str, Any]:
-    """The body's fields, checked in table order, with the table's defaults for
-    absent ones; required fields are looked for before any value is checked."""
+class _Table:
+    """A field table made ready for checking many bodies: each field's check
+    function looked up, its default checked, once."""
+
+    def __init__(self, table: dict[str, Field]) -> None:
+        self.checks = {name: (CHECKS[spec.kind], spec) for name, spec in table.items()}
+        self.required = tuple(name for name, spec in table.items() if spec.required)
+        self.defaults = {
+            name: check(name, spec, spec.default)
+            for name, spec in table.items()
+            if spec.default is not NO_DEFAULT
+        }
+
+
+JOB, QUEUE_CREATE, QUEUE_UPDATE, SCHEDULE_CREATE, SCHEDULE_UPDATE = (
+    _Table(t) for t in (f.JOB, f.QUEUE_CREATE, f.QUEUE_UPDATE, f.SCHEDULE_CREATE, f.SCHEDULE_UPDATE)
+)
+
+
+def _fields(prefix: str, body: Any, table: _Table, null_is_absent: bool = False) -> dict[str, Any]:
+    """The body's fields, checked, with the table's defaults for absent ones.
+    Unknown fields are refused first, then missing required ones, then values
+    in the body's order. A null is kept as None (for a queue or schedule:
+    "back to the default"), or with `null_is_absent` dropped like a missing field."""
     body = _object(prefix.rstrip(".") or "body", body)
-    _no_unknown(prefix, body, table)
-    for name, spec in table.items():
-        if spec.required and name not in body:
+    checks = table.checks
+    _no_unknown(prefix, body, checks)
+    for name in table.required:
+        if name not in body:
             raise ValidationError(prefix + name, "is required")
-    out: dict[str, Any] = {}
-    for name, spec in table.items():
-        if name in body:
-            out[name] = check(prefix + name, spec, body[name])
-        elif spec.default is not NO_DEFAULT:
-            out[name] = check(prefix + name, spec, spec.default)
+    out = dict(table.defaults)
+    for name, value in body.items():
+        fn, spec = checks[name]
+        if value is None and spec.nullable:
+            if not null_is_absent:
+                out[name] = None
+        else:
+            out[name] = fn(prefix + name, spec, value)
     return out
 
 
 def job_create(body: Any, prefix: str = "", now: int | None = None) -> dict:
     """A job spec for the store: payload/headers as JSON text, visible_at in ms."""
-    spec = _fields(prefix, body, f.JOB)
-    spec.setdefault("headers", None)
+    # A null job setting is an unset one: the queue's or [defaults] apply.
+    spec = _fields(prefix, body, JOB, null_is_absent=True)
     delay, run_at = spec.pop("delay_ms", None), spec.pop("run_at", None)
     if delay is not None and run_at is not None:
         raise ValidationError(prefix + "run_at", "give either delay_ms or run_at, not both")
     now = now_ms() if now is None else now
     spec["visible_at"] = run_at if run_at is not None else now + (delay or 0)
-    # null job settings and key: not set (the queue's or [defaults] apply)
-    return {k: v for k, v in spec.items() if v is not None or k == "headers"}
+    return spec
 
 
 def job_batch(body: Any) -> list[dict]:
@@ -253,7 +276,7 @@ def job_batch(body: Any) -> list[dict]:
 def queue_settings(body: Any, *, create: bool) -> tuple[str | None, dict]:
     """(name, settings) for POST /queues, or (None, changes) for PUT; a null
     setting means "back to [defaults]"."""
-    out = _fields("", body, f.QUEUE_CREATE if create else f.QUEUE_UPDATE)
+    out = _fields("", body, QUEUE_CREATE if create else QUEUE_UPDATE)
     if not create and not out:
         raise ValidationError("body", "give at least one field to change")
     return out.pop("name", None), out
@@ -262,7 +285,7 @@ def queue_settings(body: Any, *, create: bool) -> tuple[str | None, dict]:
 def schedule(body: Any, *, create: bool) -> dict:
     """Validated schedule fields; the cron expression and zone are checked by the
     caller through `mininq.scheduling.cron` (they need croniter)."""
-    out = _fields("", body, f.SCHEDULE_CREATE if create else f.SCHEDULE_UPDATE)
+    out = _fields("", body, SCHEDULE_CREATE if create else SCHEDULE_UPDATE)
     if not create and not out:
         raise ValidationError("body", "give at least one field to change")
     return out
