@@ -219,8 +219,7 @@ def sanic_log_config(cfg: LoggingConfig, batch_lines: bool = False) -> dict[str,
             "stderr": {
                 "class": (
                     f"{__name__}.{LoopBatchedStreamHandler.__name__}"
-                    if batch_lines
-                    else "logging.StreamHandler"
+                    if batch_lines else "logging.StreamHandler"
                 ),
                 "formatter": "mininq",
                 "stream": "ext://sys.stderr",

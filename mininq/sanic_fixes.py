@@ -88,7 +88,9 @@ def _wait_for_ack(self: WorkerManager) -> None:
             misses = self.THRESHOLD
         misses += 1
         if misses > self.THRESHOLD:
-            error_logger.error("Not all workers acknowledged a successful startup. Shutting down.")
+            error_logger.error(
+                "Not all workers acknowledged a successful startup. Shutting down."
+            )
             self.kill()
 
 

@@ -10,28 +10,10 @@ from mininq.clock import to_rfc3339
 
 _JOB_TIMES = ("visible_at", "started_at", "completed_at", "created_at", "updated_at")
 _JOB_FIELDS = (
-    "id",
-    "queue_name",
-    "status",
-    "priority",
-    "callback_url",
-    "payload",
-    "headers",
-    "max_retries",
-    "retry_backoff",
-    "base_delay_ms",
-    "max_delay_ms",
-    "timeout_ms",
-    "idempotency_key",
-    "attempt",
-    "visible_at",
-    "started_at",
-    "completed_at",
-    "created_at",
-    "updated_at",
-    "result",
-    "last_error",
-    "schedule_id",
+    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
+    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
+    "idempotency_key", "attempt", "visible_at", "started_at", "completed_at", "created_at",
+    "updated_at", "result", "last_error", "schedule_id",
 )
 
 

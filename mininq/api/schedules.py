@@ -57,9 +57,7 @@ async def list_schedules(request: Request):
 
 @bp.get("/schedules/<schedule_id:str>")
 async def get_schedule(request: Request, schedule_id: str):
-    return json_response(
-        render.schedule(await request.app.ctx.store.get_schedule(_id(schedule_id)))
-    )
+    return json_response(render.schedule(await request.app.ctx.store.get_schedule(_id(schedule_id))))
 
 
 @bp.put("/schedules/<schedule_id:str>")

@@ -22,8 +22,8 @@ async def health(request: Request):
         await asyncio.wait_for(request.app.ctx.store.health_write(), timeout=5)
     except Exception as exc:  # noqa: BLE001 - any failure to write means "not healthy"
         return json_response(
-            {"error": f"database: can't be written ({exc})", "status": 503, "version": __version__},
-            503,
+            {"error": f"database: can't be written ({exc})", "status": 503,
+             "version": __version__}, 503
         )
     return json_response({"status": "ok", "version": __version__})
 
@@ -74,17 +74,13 @@ async def prometheus(request: Request):
     queues = [q["name"] for q in stats["queues"]]
     for q in queues:
         for status in STATUSES:
-            lines.append(
-                f'mininq_jobs{{queue="{_label(q)}",status="{status}"}} {counts.get((q, status), 0)}'
-            )
+            lines.append(f'mininq_jobs{{queue="{_label(q)}",status="{status}"}} {counts.get((q, status), 0)}')
     counters: dict[str, list[dict]] = {}
     for c in stats["counters"]:
         counters.setdefault(c["name"], []).append(c)
     family("mininq_jobs_created_total", "counter", "Jobs created, by queue.")
     for c in counters.get("jobs_created", []):
-        lines.append(
-            f'mininq_jobs_created_total{{queue="{_label(c["queue_name"])}"}} {int(c["value"])}'
-        )
+        lines.append(f'mininq_jobs_created_total{{queue="{_label(c["queue_name"])}"}} {int(c["value"])}')
     family("mininq_deliveries_total", "counter", "Delivery attempts by queue and outcome.")
     for c in counters.get("deliveries", []):
         lines.append(
@@ -100,15 +96,9 @@ async def prometheus(request: Request):
         label = _label(q)
         for le in HISTOGRAM_BUCKETS:
             n = int(buckets.get(q, {}).get(repr(le), 0))
-            lines.append(
-                f'mininq_delivery_duration_seconds_bucket{{queue="{label}",le="{le}"}} {n}'
-            )
-        lines.append(
-            f'mininq_delivery_duration_seconds_bucket{{queue="{label}",le="+Inf"}} {int(totals[q])}'
-        )
-        lines.append(
-            f'mininq_delivery_duration_seconds_sum{{queue="{label}"}} {sums.get(q, 0):.6f}'
-        )
+            lines.append(f'mininq_delivery_duration_seconds_bucket{{queue="{label}",le="{le}"}} {n}')
+        lines.append(f'mininq_delivery_duration_seconds_bucket{{queue="{label}",le="+Inf"}} {int(totals[q])}')
+        lines.append(f'mininq_delivery_duration_seconds_sum{{queue="{label}"}} {sums.get(q, 0):.6f}')
         lines.append(f'mininq_delivery_duration_seconds_count{{queue="{label}"}} {int(totals[q])}')
     family("mininq_queue_oldest_pending_age_seconds", "gauge", "Age of the oldest pending job.")
     for q in queues:

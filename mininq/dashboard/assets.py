@@ -49,7 +49,7 @@ def _load_static() -> tuple[dict[str, StaticFile], dict[str, str]]:
     for logical in (_HTMX_FILE, *_OWN_FILES):
         body = raw[logical]
         name = logical if logical == _HTMX_FILE else _versioned(logical, body)
-        ext = logical[logical.rfind(".") :]
+        ext = logical[logical.rfind("."):]
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         served[name] = StaticFile(body, _TYPES[ext], etag)
         urls[logical.replace(_HTMX_FILE, "htmx.js")] = f"/static/{name}"

@@ -41,12 +41,8 @@ async def queues(app: Sanic) -> dict[str, Any]:
 
 async def jobs(app: Sanic, flt: views.JobFilter) -> dict[str, Any]:
     rows = await app.ctx.store.list_jobs(
-        queue=flt.queue,
-        status=flt.status,
-        schedule_id=None,
-        limit=views.PAGE_SIZE + 1,
-        offset=0,
-        after=flt.after,
+        queue=flt.queue, status=flt.status, schedule_id=None,
+        limit=views.PAGE_SIZE + 1, offset=0, after=flt.after,
     )
     return views.job_page(rows, flt)
 

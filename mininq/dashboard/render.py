@@ -54,9 +54,7 @@ def render(name: str, **context: Any) -> str:
 
 def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
     return HTTPResponse(
-        body,
-        status=status,
-        headers={**HTML_HEADERS, **(headers or {})},
+        body, status=status, headers={**HTML_HEADERS, **(headers or {})},
         content_type="text/html; charset=utf-8",
     )
 
@@ -70,11 +68,7 @@ def versioned(body: str, tag: str | None = None) -> tuple[str, str]:
 
 
 def fragment(
-    request: Request,
-    name: str,
-    *,
-    changed: bool = False,
-    wrap: str | None = None,
+    request: Request, name: str, *, changed: bool = False, wrap: str | None = None,
     **context: Any,
 ) -> HTTPResponse:
     """A polled fragment, or 204 when the poller already shows this version.

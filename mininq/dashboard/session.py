@@ -47,13 +47,8 @@ async def login(request: Request) -> HTTPResponse:
         return sign_in_page(request, "That is not the API token.")
     response = _redirect_home()
     response.add_cookie(
-        SESSION_COOKIE,
-        session_value(token),
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=_is_https(request),
-        max_age=SESSION_MAX_AGE_S,
+        SESSION_COOKIE, session_value(token), path="/", httponly=True, samesite="Strict",
+        secure=_is_https(request), max_age=SESSION_MAX_AGE_S,
     )
     return response
 
@@ -69,12 +64,7 @@ async def logout(request: Request) -> HTTPResponse:
     response = _redirect_home()
     # Not delete_cookie(): it marks the cookie Secure, which a browser ignores over http.
     response.add_cookie(
-        SESSION_COOKIE,
-        "",
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=_is_https(request),
-        max_age=0,
+        SESSION_COOKIE, "", path="/", httponly=True, samesite="Strict",
+        secure=_is_https(request), max_age=0,
     )
     return response

@@ -20,9 +20,7 @@ async def static_file(request: Request, name: str) -> HTTPResponse:
     file = STATIC.get(name)
     if file is None:
         return HTTPResponse(
-            b"not found\n",
-            status=404,
-            content_type="text/plain; charset=utf-8",
+            b"not found\n", status=404, content_type="text/plain; charset=utf-8",
             headers={"Cache-Control": "no-store"},
         )
     headers = {

@@ -92,9 +92,8 @@ def header_pairs(text: str | None) -> list[tuple[str, str]]:
         return []
     if not isinstance(value, dict):
         return []
-    return sorted(
-        (str(k), v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in value.items()
-    )
+    return sorted((str(k), v if isinstance(v, str) else orjson.dumps(v).decode())
+                  for k, v in value.items())
 
 
 def attempts_label(job: dict) -> str:
@@ -176,9 +175,7 @@ def parse_filter(args: dict[str, str], is_id, is_queue) -> JobFilter:
     trail: tuple[str, ...] = ()
     if after is not None and args.get("trail"):
         trail = tuple(t for t in args["trail"].split(",") if is_id(t))[-MAX_TRAIL:]
-    return JobFilter(
-        queue, status, after.lower() if after else None, tuple(t.lower() for t in trail)
-    )
+    return JobFilter(queue, status, after.lower() if after else None, tuple(t.lower() for t in trail))
 
 
 def job_page(rows: list[dict], flt: JobFilter) -> dict[str, Any]:

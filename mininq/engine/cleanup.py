@@ -53,9 +53,8 @@ def cutoffs(worker: WorkerConfig, now: int) -> dict[str, int]:
     return out
 
 
-async def clean(
-    store: Store, worker: WorkerConfig, stopping: Callable[[], bool] = lambda: False
-) -> int:
+async def clean(store: Store, worker: WorkerConfig,
+                stopping: Callable[[], bool] = lambda: False) -> int:
     """Delete every finished job past retention, batch by batch; returns how many.
     Then checkpoint the WAL, which this hourly run also stands for."""
     active = cutoffs(worker, now_ms())
@@ -70,21 +69,14 @@ async def clean(
                 del active[status]
         await asyncio.sleep(PAUSE_S)
     if deleted:
-        log_event(
-            log,
-            logging.INFO,
-            "retention cleanup",
-            deleted=deleted,
-            batches=batches,
-            duration_ms=round((time.monotonic() - started) * 1000),
-        )
+        log_event(log, logging.INFO, "retention cleanup", deleted=deleted, batches=batches,
+                  duration_ms=round((time.monotonic() - started) * 1000))
     await store.checkpoint()
     return deleted
 
 
-async def run_cleanup(
-    store: Store, worker: WorkerConfig, signal: Signal, stopping: Callable[[], bool]
-) -> None:
+async def run_cleanup(store: Store, worker: WorkerConfig, signal: Signal,
+                      stopping: Callable[[], bool]) -> None:
     """Clean once shortly after start, then every `cleanup_interval_secs`."""
     # let start-up (recovery, first deliveries) go first
     await signal.wait(min(START_DELAY_S, worker.cleanup_interval_secs))

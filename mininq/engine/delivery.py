@@ -68,9 +68,7 @@ class Deliverer:
         # No cookie jar: a cookie one receiver sets must not ride along with
         # other jobs' deliveries (and a jar would grow with every such receiver).
         self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent",),
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
 
@@ -113,11 +111,8 @@ class Deliverer:
         timeout = _timeout(job["timeout_ms"])
         try:
             async with self._session.post(
-                job["callback_url"],
-                data=body,
-                headers=self._headers(job, body),
-                timeout=timeout,
-                allow_redirects=False,
+                job["callback_url"], data=body, headers=self._headers(job, body),
+                timeout=timeout, allow_redirects=False,
             ) as resp:
                 status = resp.status
                 limit = self.max_result_bytes if 200 <= status < 300 else ERROR_BODY_BYTES
@@ -133,26 +128,14 @@ class Deliverer:
         return self.outcome(job, started, duration_ms, status, response_body, retry_after, error)
 
     def outcome(
-        self,
-        job: dict,
-        started: int,
-        duration_ms: int,
-        status: int | None,
-        body: bytes,
-        retry_after: str | None,
-        error: str | None,
+        self, job: dict, started: int, duration_ms: int, status: int | None,
+        body: bytes, retry_after: str | None, error: str | None,
     ) -> dict[str, Any]:
         kind = classify(status)
         out: dict[str, Any] = {
-            "id": job["id"],
-            "attempt": job["attempt"],
-            "queue_name": job["queue_name"],
-            "started_at": started,
-            "duration_ms": duration_ms,
-            "status_code": status,
-            "result": None,
-            "error": None,
-            "visible_at": None,
+            "id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
+            "started_at": started, "duration_ms": duration_ms, "status_code": status,
+            "result": None, "error": None, "visible_at": None,
         }
         if kind == "completed":
             out["outcome"] = "completed"

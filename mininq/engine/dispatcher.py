@@ -51,15 +51,8 @@ def deal(free: int, room: dict[str, int], order: list[str]) -> dict[str, int]:
 
 
 class Dispatcher:
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        deliverer: Deliverer,
-        finisher: Finisher,
-        signal: Signal,
-        wake_flag: WakeFlag | None = None,
-    ) -> None:
+    def __init__(self, config: Config, store: Store, deliverer: Deliverer, finisher: Finisher,
+                 signal: Signal, wake_flag: WakeFlag | None = None) -> None:
         self.config = config
         self.store = store
         self.deliverer = deliverer
@@ -151,8 +144,7 @@ class Dispatcher:
         defaults = self.config.defaults
         free = self.config.worker.concurrency - self.total_in_flight
         queues = [
-            q
-            for q in await self._queue_settings(now)
+            q for q in await self._queue_settings(now)
             if not q["paused"] and (not self._only or q["name"] in self._only)
         ]
         room: dict[str, int] = {}
@@ -238,15 +230,9 @@ class Dispatcher:
                 self.finisher.add(outcome)
                 if log.isEnabledFor(logging.INFO):
                     log_event(
-                        log,
-                        logging.INFO,
-                        "delivery",
-                        job=job["id"],
-                        queue=job["queue_name"],
-                        attempt=job["attempt"],
-                        outcome=outcome["outcome"],
-                        status=outcome["status_code"],
-                        duration_ms=outcome["duration_ms"],
+                        log, logging.INFO, "delivery", job=job["id"], queue=job["queue_name"],
+                        attempt=job["attempt"], outcome=outcome["outcome"],
+                        status=outcome["status_code"], duration_ms=outcome["duration_ms"],
                         error=outcome["error"],
                     )
             self.signal.set()
@@ -262,3 +248,4 @@ class Dispatcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+

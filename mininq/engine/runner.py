@@ -51,12 +51,8 @@ class Engine:
             loop.add_signal_handler(sig, self.request_stop)
         lock = EngineLock(self.config.server.db_path)
         while not lock.try_acquire():
-            log_event(
-                log,
-                logging.WARNING,
-                "another mininq engine delivers from this database; waiting for it to stop",
-                lock=lock.path,
-            )
+            log_event(log, logging.WARNING, "another mininq engine delivers from this database; "
+                      "waiting for it to stop", lock=lock.path)
             try:
                 await asyncio.wait_for(self._stop.wait(), LOCK_RETRY_S)
                 return
@@ -71,9 +67,8 @@ class Engine:
         cfg = self.config
         store = await open_store(cfg.server.db_path, cfg.defaults)
         wake = WakeReceiver(self.wake_address)
-        deliverer = Deliverer(
-            cfg.worker.concurrency, cfg.webhooks.signing_secret, cfg.webhooks.max_result_bytes
-        )
+        deliverer = Deliverer(cfg.worker.concurrency, cfg.webhooks.signing_secret,
+                              cfg.webhooks.max_result_bytes)
         await deliverer.open()
         finisher = Finisher(store)
         dispatch_signal = wake.signal(JOBS)
@@ -84,43 +79,19 @@ class Engine:
         dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal, flag)
         try:
             recovered = await recover(store, FAR_FUTURE_MS)
-            log_event(
-                log,
-                logging.INFO,
-                "engine started",
-                recovered=recovered,
-                concurrency=cfg.worker.concurrency,
-            )
+            log_event(log, logging.INFO, "engine started", recovered=recovered,
+                      concurrency=cfg.worker.concurrency)
             stopping = lambda: self.stopping
             loops = [
                 supervise("dispatch", dispatcher.run, stopping),
-                supervise(
-                    "reaper",
-                    lambda: run_reaper(
-                        store,
-                        cfg.worker.reaper_interval_secs,
-                        reaper_signal,
-                        dispatch_signal,
-                        stopping,
-                    ),
-                    stopping,
-                ),
-                supervise(
-                    "scheduler",
-                    lambda: run_scheduler(
-                        store,
-                        cfg.worker.scheduler_interval_secs,
-                        schedule_signal,
-                        dispatch_signal,
-                        stopping,
-                    ),
-                    stopping,
-                ),
-                supervise(
-                    "cleanup",
-                    lambda: run_cleanup(store, cfg.worker, cleanup_signal, stopping),
-                    stopping,
-                ),
+                supervise("reaper", lambda: run_reaper(
+                    store, cfg.worker.reaper_interval_secs, reaper_signal, dispatch_signal,
+                    stopping), stopping),
+                supervise("scheduler", lambda: run_scheduler(
+                    store, cfg.worker.scheduler_interval_secs, schedule_signal, dispatch_signal,
+                    stopping), stopping),
+                supervise("cleanup", lambda: run_cleanup(
+                    store, cfg.worker, cleanup_signal, stopping), stopping),
             ]
             tasks = [asyncio.create_task(c) for c in loops]
             await self._stop.wait()

@@ -27,37 +27,22 @@ log = get_logger("mininq.scheduler")
 async def _fire(store: Store, schedule: dict, now: int) -> bool:
     due = schedule["next_run_at"]
     try:
-        next_ms = cron.next_fire_after_missed(
-            schedule["cron_expression"], schedule["timezone"], due, now
-        )
+        next_ms = cron.next_fire_after_missed(schedule["cron_expression"], schedule["timezone"],
+                                              due, now)
     except cron.CronError as exc:
         # Only a row written past the API (or a zone gone from tzdata) gets
         # here; park it so it doesn't stay due and spin the loop. Changing its
         # expression or enabling it through the API computes next_run_at again.
-        log_event(
-            log,
-            logging.ERROR,
-            "schedule cannot fire; parked until it is changed",
-            schedule=schedule["id"],
-            error=str(exc),
-        )
+        log_event(log, logging.ERROR, "schedule cannot fire; parked until it is changed",
+                  schedule=schedule["id"], error=str(exc))
         await store.update_schedule(schedule["id"], {"next_run_at": None})
         return False
     job = await store.fire_schedule(schedule["id"], due, next_ms)
     if job is None:
         return False  # someone else fired it, or it was changed or disabled meanwhile
     # late_ms: from the fire time to the job being committed.
-    log_event(
-        log,
-        logging.INFO,
-        "schedule fired",
-        schedule=schedule["id"],
-        job=job["id"],
-        queue=job["queue_name"],
-        due_ms=due,
-        late_ms=now_ms() - due,
-        next_ms=next_ms,
-    )
+    log_event(log, logging.INFO, "schedule fired", schedule=schedule["id"], job=job["id"],
+              queue=job["queue_name"], due_ms=due, late_ms=now_ms() - due, next_ms=next_ms)
     return True
 
 
@@ -72,13 +57,8 @@ async def fire_due(store: Store, now: int) -> int:
     return sum(fired)
 
 
-async def run_scheduler(
-    store: Store,
-    interval_s: float,
-    signal: Signal,
-    dispatch_signal: Signal,
-    stopping: Callable[[], bool],
-) -> None:
+async def run_scheduler(store: Store, interval_s: float, signal: Signal, dispatch_signal: Signal,
+                        stopping: Callable[[], bool]) -> None:
     """Fire due schedules until `stopping()`; `signal` is set by API changes."""
     while not stopping():
         if await fire_due(store, now_ms()):

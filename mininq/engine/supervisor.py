@@ -14,9 +14,8 @@ log = get_logger("mininq.engine")
 MAX_BACKOFF_S = 30.0
 
 
-async def supervise(
-    name: str, loop_fn: Callable[[], Awaitable[None]], stopping: Callable[[], bool]
-) -> None:
+async def supervise(name: str, loop_fn: Callable[[], Awaitable[None]],
+                    stopping: Callable[[], bool]) -> None:
     """Run `loop_fn` until it returns; restart it after an exception."""
     backoff = 0.1
     while not stopping():

@@ -25,20 +25,11 @@ class Store(ABC):
     async def create_jobs(self, specs: list[dict]) -> list[tuple[dict, bool]]:
         """All or none, durable on return; (job, created) per spec, in order.
         A spec whose idempotency key is taken returns the holder, created=False."""
-
     @abstractmethod
     async def get_job(self, job_id: str) -> dict | None: ...
     @abstractmethod
-    async def list_jobs(
-        self,
-        *,
-        queue: str | None,
-        status: str | None,
-        schedule_id: str | None,
-        limit: int,
-        offset: int,
-        after: str | None,
-    ) -> list[dict]: ...
+    async def list_jobs(self, *, queue: str | None, status: str | None, schedule_id: str | None,
+                        limit: int, offset: int, after: str | None) -> list[dict]: ...
     @abstractmethod
     async def cancel_job(self, job_id: str) -> dict: ...
     @abstractmethod
@@ -90,15 +81,12 @@ class Store(ABC):
     @abstractmethod
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
         """Lease up to n due jobs per (queue, n), highest priority first."""
-
     @abstractmethod
     async def finish(self, outcomes: list[dict]) -> int:
         """Record attempt outcomes in one transaction."""
-
     @abstractmethod
     async def reap(self, before: int) -> list[dict]:
         """Return jobs whose lease ended before `before` to pending (or dead)."""
-
     @abstractmethod
     async def due_schedules(self, now: int) -> list[dict]: ...
     @abstractmethod
@@ -106,7 +94,6 @@ class Store(ABC):
     @abstractmethod
     async def fire_schedule(self, schedule_id: str, due_ms: int, next_ms: int) -> dict | None:
         """Compare-and-swap next_run_at and create the job; None if it lost the race."""
-
     @abstractmethod
     async def delete_finished(self, status: str, older_than: int, batch: int) -> int: ...
     @abstractmethod

@@ -57,9 +57,7 @@ def connect_sync(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _run_batch(
-    conn: sqlite3.Connection, lock_fd: int, ops: list[tuple[Callable[..., Any], tuple]]
-) -> list:
+def _run_batch(conn: sqlite3.Connection, lock_fd: int, ops: list[tuple[Callable[..., Any], tuple]]) -> list:
     """Run every op in one IMMEDIATE transaction; returns (ok, value) per op."""
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     try:
@@ -76,9 +74,7 @@ def _run_locked(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tu
     return _run_apart(conn, ops)
 
 
-def _run_together(
-    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]
-) -> list | None:
+def _run_together(conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple]]) -> list | None:
     """Every op in one transaction without savepoints (two statements fewer per
     op, a tenth of a single-job insert); None, with nothing written, if any op
     failed. Ops are plain functions of the connection and their own arguments,
@@ -107,9 +103,7 @@ def _run_together(
     return values
 
 
-def _consecutive(
-    ops: list[tuple[Callable[..., Any], tuple]],
-) -> list[tuple[Callable[..., Any], list[tuple]]]:
+def _consecutive(ops: list[tuple[Callable[..., Any], tuple]]) -> list[tuple[Callable[..., Any], list[tuple]]]:
     """Ops grouped into runs of the same function, in order."""
     runs: list[tuple[Callable[..., Any], list[tuple]]] = []
     for fn, args in ops:

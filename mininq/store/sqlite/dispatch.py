@@ -52,9 +52,7 @@ RETURNING id, queue_name, attempt, started_at, status
 LEASE_LOST = "delivery interrupted: the process delivering it stopped before an answer"
 
 
-def claim(
-    conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int
-) -> list[dict]:
+def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int) -> list[dict]:
     """Lease up to n due jobs of each queue; jobs come back in claim order.
 
     The claim index is named: left to itself the planner prefers jobs_due
@@ -71,9 +69,7 @@ def claim(
         # RETURNING's order is unspecified; restore the claim order.
         rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
         if rows:
-            counts.bump(
-                conn, Counter({(queue, "pending"): -len(rows), (queue, "running"): len(rows)})
-            )
+            counts.bump(conn, Counter({(queue, "pending"): -len(rows), (queue, "running"): len(rows)}))
         claimed.extend(rows)
     return claimed
 
@@ -181,9 +177,7 @@ def _delivery_counters(outcomes: list[dict]) -> dict[tuple[str, str, str], float
 def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
     """Jobs running with a lease older than `before` go back to pending, or to
     dead when no retries are left; the lost attempt is recorded and counted."""
-    rows = [
-        dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": LEASE_LOST})
-    ]
+    rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": LEASE_LOST})]
     deltas: Counter = Counter()
     for r in rows:
         counts.moved(deltas, r["queue_name"], "running", r["status"])
@@ -192,13 +186,9 @@ def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
         _ATTEMPT,
         [
             {
-                "id": r["id"],
-                "attempt": r["attempt"],
-                "started_at": r["started_at"] or now,
-                "duration_ms": max(0, now - (r["started_at"] or now)),
-                "status_code": None,
-                "outcome": "dead" if r["status"] == "dead" else "retry",
-                "error": LEASE_LOST,
+                "id": r["id"], "attempt": r["attempt"], "started_at": r["started_at"] or now,
+                "duration_ms": max(0, now - (r["started_at"] or now)), "status_code": None,
+                "outcome": "dead" if r["status"] == "dead" else "retry", "error": LEASE_LOST,
             }
             for r in rows
         ],

@@ -14,29 +14,10 @@ from mininq.store.sqlite.queues import ensure_queue, resolve_job_defaults
 STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 
 COLUMNS = (
-    "id",
-    "queue_name",
-    "status",
-    "priority",
-    "callback_url",
-    "payload",
-    "headers",
-    "max_retries",
-    "retry_backoff",
-    "base_delay_ms",
-    "max_delay_ms",
-    "timeout_ms",
-    "idempotency_key",
-    "attempt",
-    "visible_at",
-    "lease_until",
-    "started_at",
-    "completed_at",
-    "created_at",
-    "updated_at",
-    "result",
-    "last_error",
-    "schedule_id",
+    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
+    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
+    "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
+    "created_at", "updated_at", "result", "last_error", "schedule_id",
 )
 _INSERT = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _INSERT_KEYED = (
@@ -48,26 +29,17 @@ def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
     row = dict.fromkeys(COLUMNS)
     row.update(resolve_job_defaults(spec, queue, defaults))
     row.update(
-        id=uuid7(),
-        queue_name=spec["queue_name"],
-        status="pending",
-        priority=spec.get("priority", 0),
-        callback_url=spec["callback_url"],
-        payload=spec["payload"],
-        headers=spec.get("headers"),
-        idempotency_key=spec.get("idempotency_key"),
-        attempt=0,
-        visible_at=spec.get("visible_at", now),
-        created_at=now,
-        updated_at=now,
+        id=uuid7(), queue_name=spec["queue_name"], status="pending",
+        priority=spec.get("priority", 0), callback_url=spec["callback_url"],
+        payload=spec["payload"], headers=spec.get("headers"),
+        idempotency_key=spec.get("idempotency_key"), attempt=0,
+        visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
         schedule_id=spec.get("schedule_id"),
     )
     return row
 
 
-def create_jobs(
-    conn: sqlite3.Connection, specs: list[dict], defaults: Any, now: int
-) -> list[tuple[dict, bool]]:
+def create_jobs(conn: sqlite3.Connection, specs: list[dict], defaults: Any, now: int) -> list[tuple[dict, bool]]:
     """Insert jobs (all or none: the caller's transaction); returns (job, created)
     per spec. A spec whose idempotency key is held by an existing job gets that job.
 
@@ -116,9 +88,7 @@ def _create_many(
 create_jobs.merged = _create_many  # type: ignore[attr-defined]  # see connection.py
 
 
-def create_job(
-    conn: sqlite3.Connection, spec: dict[str, Any], defaults: Any, now: int
-) -> tuple[dict, bool]:
+def create_job(conn: sqlite3.Connection, spec: dict[str, Any], defaults: Any, now: int) -> tuple[dict, bool]:
     """One job; see create_jobs."""
     return create_jobs(conn, [spec], defaults, now)[0]
 
@@ -180,9 +150,8 @@ def cancel_job(conn: sqlite3.Connection, job_id: str, now: int) -> dict:
         (now, now, job_id),
     ).fetchone()
     if row is not None:
-        counts.bump(
-            conn, Counter({(row["queue_name"], "pending"): -1, (row["queue_name"], "cancelled"): 1})
-        )
+        counts.bump(conn, Counter({(row["queue_name"], "pending"): -1,
+                                   (row["queue_name"], "cancelled"): 1}))
         return dict(row)
     current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if current is None:
@@ -199,10 +168,8 @@ def retry_job(conn: sqlite3.Connection, job_id: str, now: int) -> dict:
         (now, now, job_id),
     ).fetchone()
     if row is not None:
-        counts.bump(
-            conn,
-            Counter({(row["queue_name"], before["status"]): -1, (row["queue_name"], "pending"): 1}),
-        )
+        counts.bump(conn, Counter({(row["queue_name"], before["status"]): -1,
+                                   (row["queue_name"], "pending"): 1}))
         return dict(row)
     if before is None:
         raise NotFound(f"job {job_id} not found")

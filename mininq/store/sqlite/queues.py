@@ -10,13 +10,7 @@ from mininq.store.errors import Conflict, NotFound
 from mininq.store.sqlite import counts, rows
 
 JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
-SETTING_FIELDS = (
-    "max_concurrency",
-    "rate_limit_rps",
-    "rate_limit_burst",
-    *JOB_DEFAULT_FIELDS,
-    "paused",
-)
+SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS, "paused")
 COUNT_STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 
 

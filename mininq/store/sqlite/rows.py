@@ -16,10 +16,11 @@ def insert(conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> None
     conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(values.values()))
 
 
-def update(
-    conn: sqlite3.Connection, table: str, key: str, key_value: Any, values: dict[str, Any]
-) -> int:
+def update(conn: sqlite3.Connection, table: str, key: str, key_value: Any,
+           values: dict[str, Any]) -> int:
     """Set `values` on the row whose `key` is `key_value`; returns rows changed."""
     sets = ", ".join(f"{col} = ?" for col in values)
-    cur = conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", (*values.values(), key_value))
+    cur = conn.execute(
+        f"UPDATE {table} SET {sets} WHERE {key} = ?", (*values.values(), key_value)
+    )
     return cur.rowcount

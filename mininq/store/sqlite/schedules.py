@@ -12,16 +12,8 @@ from mininq.store.sqlite.jobs import create_job
 from mininq.store.sqlite.queues import ensure_queue
 
 FIELDS = (
-    "cron_expression",
-    "timezone",
-    "callback_url",
-    "queue_name",
-    "payload",
-    "headers",
-    "max_retries",
-    "timeout_ms",
-    "enabled",
-    "next_run_at",
+    "cron_expression", "timezone", "callback_url", "queue_name", "payload", "headers",
+    "max_retries", "timeout_ms", "enabled", "next_run_at",
 )
 
 
@@ -32,9 +24,7 @@ def get_schedule(conn: sqlite3.Connection, schedule_id: str) -> dict:
     return dict(row)
 
 
-def list_schedules(
-    conn: sqlite3.Connection, limit: int, offset: int, after: str | None
-) -> list[dict]:
+def list_schedules(conn: sqlite3.Connection, limit: int, offset: int, after: str | None) -> list[dict]:
     sql, args = "SELECT * FROM schedules", []
     if after is not None:
         sql += " WHERE id < ?"
@@ -47,9 +37,8 @@ def create_schedule(conn: sqlite3.Connection, spec: dict, now: int) -> dict:
     ensure_queue(conn, spec["queue_name"], now)
     schedule_id = uuid7()
     values = {f: spec[f] for f in FIELDS if f in spec}
-    rows.insert(
-        conn, "schedules", {"id": schedule_id, "created_at": now, "updated_at": now, **values}
-    )
+    rows.insert(conn, "schedules",
+                {"id": schedule_id, "created_at": now, "updated_at": now, **values})
     return get_schedule(conn, schedule_id)
 
 

@@ -16,7 +16,9 @@ def counters(conn: sqlite3.Connection) -> list[dict]:
 
 
 def schedule_counts(conn: sqlite3.Connection) -> dict:
-    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM schedules").fetchone()
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM schedules"
+    ).fetchone()
     return {"total": row[0], "enabled": row[1]}
 
 
