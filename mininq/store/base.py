@@ -85,8 +85,9 @@ class Store(ABC):
     async def finish(self, outcomes: list[dict]) -> int:
         """Record attempt outcomes in one transaction."""
     @abstractmethod
-    async def reap(self, before: int) -> list[dict]:
-        """Return jobs whose lease ended before `before` to pending (or dead)."""
+    async def reap(self, before: int, process_died: bool) -> list[dict]:
+        """Return jobs whose lease ended before `before` to pending (or dead);
+        `process_died` says the process that claimed them is gone (start-up)."""
     @abstractmethod
     async def next_lease_expiry(self) -> int | None: ...
     @abstractmethod
