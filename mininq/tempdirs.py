@@ -36,7 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-_UNPACKED = re.compile(r"_MEI[0-9A-Za-z]{6}")
+_UNPACKED = re.compile(r"_MEI[0-9A-Za-z]{6,32}")  # PyInstaller 6.22: _MEI000039c1RFkSiv
 _OWN = re.compile(r"mininq-[0-9A-Za-z_]{8}")
 GRACE_S = 10.0
 
