@@ -73,8 +73,8 @@ def _load_app(config: Config, wake_address: str) -> Sanic:
 
 
 def _tidy_temp() -> None:
-    """Remove what stopped instances left in the temp folder, then take this
-    instance's own folder (see `mininq.tempdirs`)."""
+    """Remove what stopped instances left in the temp folder, then lock this
+    instance's own folders (see `mininq.tempdirs`)."""
     bases = [tempfile.gettempdir()]
     if unpacked := tempdirs.unpacked_dir():
         bases.append(os.path.dirname(unpacked))

@@ -1,21 +1,22 @@
-"""Temporary folders: this instance's own, and the ones stopped instances left.
+"""Temporary folders that stopped instances leave behind, removed at start-up.
 
 Two kinds pile up when mininq is killed (`kill -9`, OOM, power loss) and
 restarted, as a restart policy does in a crash loop:
 
 - `_MEIxxxxxx`: the one-file executable unpacks itself there (~24 MB) and
   removes it on a clean exit only;
-- `pymp-xxxxxxxx`: multiprocessing's folder for the socket of the manager
-  Sanic starts; it is removed at a clean exit only.
+- `pymp-xxxxxxxx`: multiprocessing's folder for the socket of the state
+  manager Sanic's main process serves; removed on a clean exit only.
 
-mininq keeps the second kind inside a folder of its own (`claim`): the
-unpacking folder when frozen, else a `mininq-xxxxxxxx` folder, on which it
-holds a shared `flock` for as long as it runs. At start-up `remove_leftovers`
-deletes the folders of both kinds whose instance is gone. A folder is left
-alone when any of these holds:
+At start-up mininq takes both of its own (`claim`): it holds a shared
+`flock` on its unpacking folder and on a `mininq.lock` file it puts in its
+pymp-* folder, for as long as it runs. `remove_leftovers` deletes the
+`_MEI*` folders and the pymp-* folders holding a `mininq.lock` (never
+another program's) whose instance is gone. A folder is left alone when any
+of these holds:
 
-- it is not ours to judge: another user's, a symlink, or a name we don't own;
-- someone holds a `flock` on it (a running mininq, whichever its pid namespace);
+- it is not ours to judge: another user's, or a symlink;
+- someone holds its `flock` (a running mininq, whichever its pid namespace);
 - a process on this machine maps a file under it, has its working directory
   or an open file there, or a Unix socket bound there (a running one-file
   program of another version, or one that takes no lock);
@@ -32,15 +33,15 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
 _UNPACKED = re.compile(r"_MEI[0-9A-Za-z]{6,32}")  # PyInstaller 6.22: _MEI000039c1RFkSiv
-_OWN = re.compile(r"mininq-[0-9A-Za-z_]{8}")
+_PYMP = re.compile(r"pymp-[0-9A-Za-z_]{8}")
+MARK = "mininq.lock"  # in a pymp-* folder: it is mininq's, and its lock file
 GRACE_S = 10.0
 
-_held: list[int] = []  # fds of the folders this process holds its lock on
+_held: list[int] = []  # fds this process holds its locks on, open until it exits
 
 
 @dataclass(frozen=True)
@@ -54,66 +55,44 @@ def unpacked_dir() -> str | None:
     return getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
 
 
-def claim() -> str:
-    """This instance's temporary folder, locked for its lifetime; temporary
-    files of this process and of the processes it forks (multiprocessing's
-    pymp-* folder) go inside it from now on."""
-    own = unpacked_dir()
-    if own is not None:
-        _hold(own)
-    else:
-        own = _make_own_dir()
-        # Removed at exit after multiprocessing's own exit work (which stops
-        # Sanic's manager and removes its pymp-* folder, priority -100 and
-        # up); a plain atexit handler would run before it and pull the
-        # folder from under the manager.
-        multiprocessing.util.Finalize(
-            None, shutil.rmtree, args=(own,), kwargs={"ignore_errors": True}, exitpriority=-1000
-        )
-    tempfile.tempdir = own
-    return own
+def claim() -> list[str]:
+    """Lock this instance's temporary folders for its lifetime; returns them.
+
+    Creates multiprocessing's pymp-* folder now (it would be made when Sanic
+    starts its state manager) so that it can carry our mark and lock."""
+    mine = []
+    if unpacked := unpacked_dir():
+        _hold(unpacked)
+        mine.append(unpacked)
+    pymp = multiprocessing.util.get_temp_dir()
+    _hold(os.path.join(pymp, MARK), create=True)
+    mine.append(pymp)
+    return mine
 
 
-def _make_own_dir() -> str:
-    while True:
-        path = tempfile.mkdtemp(prefix="mininq-")
-        try:
-            _hold(path)
-            return path
-        except FileNotFoundError:
-            continue  # another instance's clean-up took it before we locked it
-
-
-def _hold(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _hold(path: str, create: bool = False) -> None:
+    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY | os.O_DIRECTORY
+    fd = os.open(path, flags, 0o600)
     fcntl.flock(fd, fcntl.LOCK_SH)
-    try:
-        if os.stat(path).st_ino != os.fstat(fd).st_ino:
-            raise FileNotFoundError(path)
-    except FileNotFoundError:
-        os.close(fd)
-        raise
     _held.append(fd)
 
 
 def leftover_candidates(base: str) -> list[str]:
-    """Folders in `base` of the kinds mininq leaves, owned by this user, not ours."""
-    mine = {os.path.realpath(p) for p in (unpacked_dir(), tempfile.tempdir) if p}
+    """Folders in `base` of the kinds mininq leaves, owned by this user."""
     out = []
     try:
         entries = list(os.scandir(base))
     except OSError:
         return []
     for entry in entries:
-        if not (_UNPACKED.fullmatch(entry.name) or _OWN.fullmatch(entry.name)):
+        if not (_UNPACKED.fullmatch(entry.name) or (
+                _PYMP.fullmatch(entry.name) and os.path.isfile(os.path.join(entry.path, MARK)))):
             continue
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-            continue
-        if os.path.realpath(entry.path) not in mine:
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
             out.append(entry.path)
     return out
 
@@ -131,8 +110,9 @@ def remove_leftovers(bases: list[str], now: float | None = None) -> list[Removed
             continue
         if any(p == path or p.startswith(path + os.sep) for p in used):
             continue
+        lock = path if _UNPACKED.fullmatch(os.path.basename(path)) else os.path.join(path, MARK)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(lock, os.O_RDONLY)
         except OSError:
             continue
         try:

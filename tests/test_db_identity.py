@@ -66,10 +66,11 @@ def test_a_file_that_is_not_a_mininq_database_is_refused_and_left_untouched(
     srv = MininqServer(tmp_path / "run")
     make_file(srv.db_path)
     before = _sha256(srv.db_path)
+    env = srv.environment()  # (makes the executable's TMPDIR in the workdir)
     files_before = sorted(p.name for p in srv.workdir.iterdir())
 
     done = subprocess.run(
-        srv.command, cwd=srv.workdir, env=srv.environment(), capture_output=True, text=True,
+        srv.command, cwd=srv.workdir, env=env, capture_output=True, text=True,
         timeout=60, check=False,
     )
     output = (done.stdout + done.stderr).strip()

@@ -23,14 +23,22 @@ from support.server import binary_under_test
 OLD = time.time() - 3600
 
 
-def _folder(tmp: Path, name: str, old: bool = True) -> Path:
+def _folder(tmp: Path, name: str, old: bool = True, mark: bool = False) -> Path:
     path = tmp / name
     (path / "lib").mkdir(parents=True)
     (path / "lib" / "libpython.so").write_bytes(b"\0" * 4096)
+    if mark:
+        (path / "mininq.lock").touch()
     if old:
         for p in (path / "lib" / "libpython.so", path / "lib", path):
             os.utime(p, (OLD, OLD))
     return path
+
+
+def _age(folder: Path) -> None:
+    """Make the folder and everything in it look an hour old."""
+    for p in [*folder.rglob("*"), folder]:
+        os.utime(p, (OLD, OLD), follow_symlinks=False)
 
 
 def _server(workdir: Path, tmp: Path) -> MininqServer:
@@ -39,14 +47,13 @@ def _server(workdir: Path, tmp: Path) -> MininqServer:
 
 def test_start_up_removes_what_stopped_instances_left(tmp_path: Path) -> None:
     if binary_under_test():
-        pytest.skip("from source: the executable keeps its own folder in _MEI*, "
-                    "not mininq-* (see the executable's test below)")
+        pytest.skip("from source only (the executable's own test is below)")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    dead = [_folder(tmp, "_MEIdead01"), _folder(tmp, "mininq-deadbeef")]
+    dead = [_folder(tmp, "_MEIdead01"), _folder(tmp, "pymp-deadbeef", mark=True)]
     fresh = _folder(tmp, "_MEIfresh1", old=False)  # may be unpacking right now
     used = _folder(tmp, "_MEIinuse1")  # a live process works in it
-    foreign = _folder(tmp, "pymp-notours")  # another program's: not ours to judge
+    foreign = _folder(tmp, "pymp-notour01")  # another program's (no mark): not ours to judge
     others = _folder(tmp, "_MEIother1")  # another user's
     os.chown(others, 65534, 65534)
     os.utime(others, (OLD, OLD))
@@ -59,9 +66,9 @@ def test_start_up_removes_what_stopped_instances_left(tmp_path: Path) -> None:
         assert {fresh.name, used.name, foreign.name, others.name} <= remaining, remaining
         assert "removed temporary folders left by stopped instances" in first.log_text()
 
-        # The running server's own folder holds multiprocessing's pymp-* folder.
-        [own] = [p for p in tmp.iterdir() if p.name.startswith("mininq-")]
-        assert [p.name[:5] for p in own.iterdir()] == ["pymp-"], list(own.iterdir())
+        # The running server's pymp-* folder carries the mark and holds the manager's socket.
+        [own] = [p for p in tmp.iterdir() if (p / "mininq.lock").is_file()]
+        assert any(p.is_socket() for p in own.iterdir()), list(own.iterdir())
 
         # A second instance on the same temp folder leaves the first one's alone.
         second = _server(tmp_path / "second", tmp).start()
@@ -84,16 +91,17 @@ def test_executable_removes_unpacking_folders_of_killed_instances(make_server: M
     srv = make_server()  # TMPDIR is <workdir>/tmp for the executable
     tmp = srv.workdir / "tmp"
     [first] = [p for p in tmp.iterdir() if p.name.startswith("_MEI")]
-    assert any(p.name.startswith("pymp-") for p in first.iterdir()), list(first.iterdir())
+    [first_pymp] = [p for p in tmp.iterdir() if p.name.startswith("pymp-")]
     srv.kill9()
-    assert first.is_dir()
-    os.utime(first, (OLD, OLD))  # as if the restart came a while later
+    assert first.is_dir() and first_pymp.is_dir()
+    _age(first)  # as if the restart came a while later
     srv.start()
     assert not first.exists(), "the killed instance's unpacking folder is still there"
+    assert not first_pymp.exists(), "the killed instance's pymp-* folder is still there"
     [second] = [p for p in tmp.iterdir() if p.name.startswith("_MEI")]
 
     # Another live instance on the same temp folder leaves ours alone, however old.
-    os.utime(second, (OLD, OLD))
+    _age(second)
     other = MininqServer(srv.workdir.parent / "other", env={"TMPDIR": str(tmp)}).start()
     assert second.is_dir(), "a live instance's unpacking folder was removed"
     assert other.stop() == 0
