@@ -3,7 +3,12 @@
 - kill -9 loop: 5,000 jobs flow to a receiver while the whole server is
   killed 5 times at random moments and restarted each time. Every job
   completes; each duplicate delivery is of a job that was in flight at a kill,
-  and no kill causes more duplicates than it interrupted deliveries.
+  and no kill causes more duplicates than it interrupted deliveries. "In
+  flight" is the engine's own count of running jobs, which it recovers at the
+  next start (exact: deliveries under way plus those answered whose outcome
+  was not written yet); the receiver's count of open requests is printed beside
+  it but can't bound the duplicates: a delivery the receiver has answered is
+  still in flight until mininq has written its outcome, a few ms later.
 - A receiver that is down for 10 s, then back: every job completes through
   retries, none dead.
 
@@ -67,11 +72,15 @@ def test_kill9_loop_loses_nothing_and_duplicates_only_what_was_in_flight(
                        timeout=30, message=lambda: f"deliveries stalled before kill {len(kills) + 1}")
             time.sleep(rng.uniform(0, 0.05))
             in_flight = recv.in_flight(path)
+            kill_started = time.monotonic()
             srv.kill9()
             killed_at = time.monotonic()
+            # Requests open at the receiver at some point while the kill landed.
+            open_at_kill = sum(1 for h in recv.hits(path) if h.started <= killed_at
+                               and (h.finished is None or h.finished >= kill_started))
             srv.start()
             kills.append({
-                "at": killed_at, "receiver_in_flight": in_flight,
+                "at": killed_at, "receiver_in_flight": in_flight, "open_at_kill": open_at_kill,
                 "health_s": time.monotonic() - killed_at,
                 "recovered": _recovered_at_last_start(srv),
             })
@@ -104,7 +113,8 @@ def test_kill9_loop_loses_nothing_and_duplicates_only_what_was_in_flight(
         conn.close()
 
     report = [
-        f"kill {i + 1}: receiver had {kill['receiver_in_flight']} in flight, the engine recovered "
+        f"kill {i + 1}: receiver had {kill['receiver_in_flight']} requests open just before "
+        f"the kill and {kill['open_at_kill']} during it; the engine recovered "
         f"{kill['recovered']} running jobs, {len(duplicates[i])} delivered twice; "
         f"/health 200 {kill['health_s']:.2f} s after the kill"
         for i, kill in enumerate(kills)
@@ -113,7 +123,9 @@ def test_kill9_loop_loses_nothing_and_duplicates_only_what_was_in_flight(
           f"{len(hits) - JOBS} duplicates\n" + "\n".join(report))
     assert statuses == {"completed": JOBS}, statuses
     for i, kill in enumerate(kills):
-        assert len(duplicates[i]) <= kill["recovered"] <= IN_FLIGHT, report[i]
+        # recovered counts the deliveries under way (at most IN_FLIGHT) and those
+        # answered whose outcome was still to be written, so it may exceed IN_FLIGHT.
+        assert len(duplicates[i]) <= kill["recovered"], report[i]
     every_duplicate = {job_id for ids in duplicates.values() for job_id in ids}
     assert every_duplicate <= interrupted, (
         f"delivered twice but never interrupted: {sorted(every_duplicate - interrupted)[:5]}"
