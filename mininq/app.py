@@ -21,10 +21,9 @@ from functools import partial
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
-from mininq import sanic_fixes
+from mininq import sanic_fixes, tempdirs
 from mininq.config import Config
 from mininq.engine.process import ENGINE, run_engine
-from mininq import tempdirs
 from mininq.logs import get_logger, log_event, sanic_log_config
 from mininq.store import prepare_database
 from mininq.wake import address_for

@@ -68,7 +68,7 @@ def test_kill9_loop_loses_nothing_and_duplicates_only_what_was_in_flight(
         targets = sorted(rng.sample(range(JOBS // 10, JOBS * 8 // 10), KILLS))
         kills: list[dict] = []
         for target in targets:
-            wait_until(lambda: len({h.headers["x-mininq-job-id"] for h in recv.hits(path)}) >= target,
+            wait_until(lambda t=target: len({h.headers["x-mininq-job-id"] for h in recv.hits(path)}) >= t,
                        timeout=30, message=lambda: f"deliveries stalled before kill {len(kills) + 1}")
             time.sleep(rng.uniform(0, 0.05))
             in_flight = recv.in_flight(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from mininq.clock import now_ms
@@ -49,10 +50,8 @@ class SqliteStore(Store):
         self._writes_succeeded()
         # Copy the WAL into the file now, so the next writes reuse the WAL's
         # space instead of growing it into a disk that just had room again.
-        try:
+        with contextlib.suppress(Exception):  # only an early start of what SQLite does anyway
             await self.db.exclusive(dispatch.checkpoint_passive)
-        except Exception:  # noqa: BLE001 - only an early start of what SQLite does anyway
-            pass
 
     def _writes_succeeded(self) -> None:
         if self.db.fault is not None:
