@@ -18,7 +18,9 @@ class Store(ABC):
     async def close(self) -> None: ...
     @abstractmethod
     async def health_write(self) -> None:
-        """A real write; raises when the database can't be written."""
+        """A real write; raises (Unavailable for the machine's faults) when the
+        database can't be written. After a write failed for want of space it
+        must be a write big enough to show there is room again."""
 
     # -- jobs ---------------------------------------------------------------
     @abstractmethod
