@@ -178,7 +178,7 @@ def _delivery_counters(outcomes: list[dict]) -> dict[tuple[str, str, str], float
     return bumps
 
 
-def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool) -> list[dict]:
+def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = False) -> list[dict]:
     """Jobs running with a lease older than `before` go back to pending, or to
     dead when no retries are left; the lost attempt is recorded and counted,
     its error saying whether the delivering process died or the lease ran out."""
