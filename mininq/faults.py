@@ -10,6 +10,7 @@ into the next line, and the first success after a logged fault says so.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from mininq.clock import now_ms
 from mininq.logs import get_logger, log_event
@@ -19,15 +20,17 @@ INTERVAL_MS = 60_000
 
 
 class FaultLog:
-    def __init__(self, logger: logging.Logger, interval_ms: int = INTERVAL_MS) -> None:
+    def __init__(self, logger: logging.Logger, interval_ms: int = INTERVAL_MS,
+                 now: Callable[[], int] = now_ms) -> None:
         self.log = logger
         self.interval_ms = interval_ms
+        self._now = now
         self._last: dict[str, int] = {}  # cause -> when it was last logged
         self._unlogged: dict[str, int] = {}  # cause -> failures since then
 
     def report(self, fault: Unavailable, where: str) -> None:
         """Count one failure; log it if its cause was not logged in the last minute."""
-        now = now_ms()
+        now = self._now()
         last = self._last.get(fault.cause)
         if last is not None and now - last < self.interval_ms:
             self._unlogged[fault.cause] = self._unlogged.get(fault.cause, 0) + 1
