@@ -327,6 +327,23 @@ def load_config(
     return Config(**sections)
 
 
+def resolve_paths(config: Config) -> Config:
+    """The configuration with `db_path` made absolute and free of symlinks.
+
+    Called once, before anything opens the database: the engine lock, the
+    write lock, the wake socket's name and backups all derive from this one
+    spelling, so `./x.db`, `/srv/x.db` and a symlink to it are one database
+    with one engine, not two engines that would each recover the other's
+    running jobs.
+    """
+    real = os.path.realpath(config.server.db_path)
+    if real == config.server.db_path:
+        return config
+    return dataclasses.replace(
+        config, server=dataclasses.replace(config.server, db_path=real)
+    )
+
+
 # --- printing -----------------------------------------------------------------
 
 
