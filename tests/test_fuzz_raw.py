@@ -333,7 +333,12 @@ def test_numbers_at_the_64_bit_edges(fuzzed, queue, target, literal: str):
 def _deep_json(draw: st.DrawFn) -> bytes:
     depth = draw(st.integers(1, 20_000))
     opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}"), (b'[{"a":', b"}]")]))
-    leaf = draw(st.sampled_from([b"1", b"12345678901234567890", b'"x"', b"null", b"[]"]))
+    leaf = draw(
+        st.sampled_from(
+            [b"1", b"12345678901234567890", b'"x"', b"null", b"[]", b'"\\ud800"',
+             b'["\\udc00", 12345678901234567890]', b'"\\ud83d\\ude00"']
+        )
+    )  # fmt: skip
     return opener * depth + leaf + closer * draw(st.sampled_from([depth, depth - 1, depth + 1]))
 
 
@@ -487,3 +492,54 @@ def test_origin_values_that_break_url_parsing(fuzzed, origin):
     assert status is not None and status < 500, context
     _no_trace(answer)
     assert not errors, context
+
+
+@pytest.mark.parametrize("value", [b"\x80", b"\xff\xfe", b"100-continue\xc3", b"caf\xc3\xa9"])
+def test_expect_values_that_are_not_ascii(fuzzed, value):
+    """Sanic refuses an unknown Expect with a message quoting it (undecodable bytes
+    as lone surrogates): the JSON error must still be written."""
+    server, _, log = fuzzed
+    SENT["headers"] += 1
+    body = b'{"callback_url": "%s", "delay_ms": 3600000}' % NOWHERE.encode()
+    request = (
+        b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: %s\r\nContent-Length: %d\r\n\r\n%s"
+    )
+    status, answer = raw_exchange(server.host, server.port, request % (value, len(body), body))
+    errors = log.new_errors()
+    assert status == 417 and json.loads(answer)["status"] == 417, (status, answer)
+    assert not errors, errors
+
+
+LONG = '"n": 12345678901234567890'  # sends the body to the standard JSON parser
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/jobs", f'{{"callback_url": "http://h/\\ud800", "payload": {{{LONG}}}}}'),
+        ("/jobs", f'{{"callback_url": "{NOWHERE}", "idempotency_key": "\\udfff", {LONG}}}'),
+        ("/jobs", f'{{"callback_url": "{NOWHERE}", "headers": {{"X-A": "\\ud800"}}, {LONG}}}'),
+        ("/jobs", f'{{"callback_url": "{NOWHERE}", "payload": {{"\\ud800": 1, {LONG}}}}}'),
+        ("/jobs", f'{{"callback_url": "{NOWHERE}", "payload": ["\\ud83d"], {LONG}}}'),
+        ("/jobs", f'{{"\\udc00": 1, {LONG}}}'),
+        ("/schedules", f'{{"cron_expression": "* * * * \\ud800", "callback_url": "{NOWHERE}", {LONG}}}'),
+        ("/queues", f'{{"name": "q\\ud800", {LONG}}}'),
+    ],
+)  # fmt: skip
+def test_lone_surrogates_in_json_strings_are_400(fuzzed, path, body):
+    """orjson refuses "\\ud800" alone; the standard parser, used for bodies with long
+    numbers, reads it, and SQLite could not store it."""
+    _, client, log = fuzzed
+    SENT["json"] += 1
+    resp = client.request("POST", path, raw=body.encode())
+    _answered(resp, log)
+    assert resp.status == 400, resp
+
+
+def test_a_paired_surrogate_escape_is_taken(fuzzed):
+    _, client, log = fuzzed
+    SENT["json"] += 1
+    body = f'{{"callback_url": "{NOWHERE}", "delay_ms": 3600000, "payload": ["\\ud83d\\ude00", {LONG[5:]}]}}'
+    resp = client.request("POST", "/jobs", raw=body.encode())
+    _answered(resp, log)
+    assert resp.expect(201)["payload"] == ["\U0001f600", 12345678901234567890]

@@ -281,6 +281,8 @@ ERRORS = {
     "404": ("NotFound", "no such job, queue or schedule"),
     "409": ("Conflict", "the change conflicts with the current state"),
     "413": ("TooLarge", "the body is larger than server.max_body_bytes"),
+    "503": ("Unavailable", "the database can't be used now: locked, read-only or failing I/O"),
+    "507": ("InsufficientStorage", "the disk holding the database is full"),
 }
 
 
@@ -583,6 +585,21 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
 }
+
+
+def _add_storage_errors(paths: dict[str, dict[str, Any]]) -> None:
+    """Every route that reads the database may find it unavailable (503); every one
+    that writes, the disk full (507). /health describes its own 503."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters" or path == "/openapi.json":
+                continue
+            for code in ("503", "507") if method in ("post", "put", "delete") else ("503",):
+                ref = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+                operation["responses"].setdefault(code, ref)
+
+
+_add_storage_errors(PATHS)
 
 
 def build_document(token: bool = True) -> dict[str, Any]:
