@@ -1,7 +1,9 @@
 """The SQLite schema as an ordered list of migrations, applied on start.
 
 `PRAGMA user_version` holds the number of migrations applied. A database
-written by a newer mininq (user_version beyond this list) is refused.
+written by a newer mininq (user_version beyond this list) is refused. The
+second migration sets `PRAGMA application_id`, the mark that tells a mininq
+file from any other (see identity.py, which checks it before this runs).
 Times are integer epoch milliseconds so that "due", "expired" and "older
 than" questions are index range scans.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 
 from mininq.metrics.history import COLUMNS
+from mininq.store.errors import DatabaseRefused
+from mininq.store.sqlite.identity import MININQ_APPLICATION_ID
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -120,6 +124,17 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "mark the file as mininq's, and room for /health's space check",
+        [
+            # Checked at start-up (identity.py) so that mininq never writes
+            # into another application's database.
+            f"PRAGMA application_id = {MININQ_APPLICATION_ID}",
+            # /health writes and deletes a block here after a write failed
+            # for want of space, to tell when there is room again.
+            "CREATE TABLE room_check (id INTEGER PRIMARY KEY, filler BLOB NOT NULL)",
+        ],
+    ),
+    (
         "per-minute history",
         [
             # One row per minute and queue (SPEC §11), kept by history.py; columns
@@ -137,7 +152,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(DatabaseRefused):
     """The database was written by a newer mininq."""
 
 
