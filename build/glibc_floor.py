@@ -51,13 +51,13 @@ def glibc_needs(name: str, data: bytes) -> Needs:
     is64 = data[4] == 2
     end = "<" if data[5] == 1 else ">"
     if is64:
-        shoff, = struct.unpack_from(end + "Q", data, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x3A)
+        (shoff,) = struct.unpack_from(end + "Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
         section_format = end + "IIQQQQIIQQ"
         symbol_format, symbol_size = end + "IBBHQQ", 24
     else:
-        shoff, = struct.unpack_from(end + "I", data, 0x20)
-        shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x2E)
+        (shoff,) = struct.unpack_from(end + "I", data, 0x20)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x2E)
         section_format = end + "IIIIIIIIII"
         symbol_format, symbol_size = end + "IIIBBH", 16
     if shnum == 0:
@@ -102,7 +102,7 @@ def glibc_needs(name: str, data: bytes) -> Needs:
         for i in range(sym_size // symbol_size):
             fields = struct.unpack_from(symbol_format, data, sym_offset + i * symbol_size)
             st_name, st_shndx = fields[0], fields[3] if is64 else fields[5]
-            index, = struct.unpack_from(end + "H", data, versym[1] + 2 * i)
+            (index,) = struct.unpack_from(end + "H", data, versym[1] + 2 * i)
             version = index_to_version.get(index & 0x7FFF)
             if version and st_shndx == 0:
                 needs.versions[version].append(string(sym_strings, st_name))
@@ -130,9 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results = [glibc_needs(name, data) for name, data in bundled_files(args.executable)]
-    ranked = sorted(results, key=lambda n: n.highest() or (), reverse=True)
     print(f"{len(results)} ELF files checked (the bootloader and the bundled ones)")
-    for needs in ranked if args.all else ranked[:5]:
+    return report(results, args.max, show_all=args.all)
+
+
+def report(results: list[Needs], floor: str | None, show_all: bool = False) -> int:
+    """Print the files needing the newest glibc; 1 when any is above `floor` (X.Y)."""
+    ranked = sorted(results, key=lambda n: n.highest() or (), reverse=True)
+    for needs in ranked if show_all else ranked[:5]:
         top = needs.highest()
         label = "GLIBC_" + ".".join(map(str, top)) if top else "no versioned glibc symbols"
         print(f"  {label:<16} {needs.name}")
@@ -150,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     if private:
         print(f"GLIBC_PRIVATE needed by {', '.join(private)}: tied to one glibc build")
         failed = True
-    if args.max and top > version_key(args.max):
-        over = [n.name for n in results if (n.highest() or ()) > version_key(args.max)]
-        print(f"FAIL: above the floor GLIBC_{args.max}: {', '.join(over)}")
+    if floor and top > version_key(floor):
+        over = [n.name for n in results if (n.highest() or ()) > version_key(floor)]
+        print(f"FAIL: above the floor GLIBC_{floor}: {', '.join(over)}")
         failed = True
-    elif args.max:
-        print(f"ok: every file runs on glibc {args.max} or newer")
+    elif floor:
+        print(f"ok: every file runs on glibc {floor} or newer")
     return 1 if failed else 0
 
 

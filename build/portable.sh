@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the release executable dist/mininq inside Debian 11 (bullseye), so that
-# it runs on any Linux x86_64 with glibc 2.31 or newer (see README, "Supported
+# it runs on any Linux x86_64 with glibc 2.28 or newer (see README, "Supported
 # systems"). Needs root (debootstrap, chroot) and the Debian mirror.
 #
 #   bash build/portable.sh          # dist/mininq, checked by build/glibc_floor.py
@@ -23,9 +23,19 @@ ROOT=$(pwd)
 CACHE=${MININQ_BUILD_CACHE:-/var/cache/mininq-build}
 SUITE=bullseye
 MIRROR=${MININQ_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-GLIBC_FLOOR=2.31
+GLIBC_FLOOR=2.28
 started=$(date +%s)
 step() { echo "==> $* ($(($(date +%s) - started))s)"; }
+
+key() { cat "$@" | sha256sum | cut -c1-12; }
+BASE=$CACHE/base-$SUITE-$(printf '%s\n' "$SUITE" minbase "$MIRROR" | key)
+TOOLCHAIN=$CACHE/toolchain-$(printf '%s\n' "$BASE" | cat - build/portable_toolchain.sh build/glibc_compat.h | key)
+
+# The untouched minbase tree, for build/smoke_portable.py's clean test root.
+if [[ "${1:-}" == "--print-base" ]]; then
+    echo "$BASE"
+    exit 0
+fi
 
 if [[ $(id -u) != 0 ]]; then
     echo "build/portable.sh needs root (debootstrap and chroot); use build/build.sh for a local build" >&2
@@ -37,18 +47,8 @@ if ! command -v debootstrap >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 fi
 
-key() { cat "$@" | sha256sum | cut -c1-12; }
-BASE=$CACHE/base-$SUITE-$(printf '%s\n' "$SUITE" minbase "$MIRROR" | key)
-TOOLCHAIN=$CACHE/toolchain-$(printf '%s\n' "$BASE" | cat - build/portable_toolchain.sh | key)
-export BASE  # build/smoke_portable.py finds its clean root with `--print-base`
-
-if [[ "${1:-}" == "--print-base" ]]; then
-    echo "$BASE"
-    exit 0
-fi
-
-# Runs a command in a chroot, inside a private mount namespace: /proc, /dev
-# and /sys mounted there vanish with the namespace, whatever way it ends.
+# Runs a command in a chroot, inside a private mount namespace: /proc and /dev
+# mounted there vanish with the namespace, whatever way it ends.
 in_root() {
     local root=$1
     shift
@@ -57,7 +57,6 @@ in_root() {
         root=$1; shift
         mount -t proc proc "$root/proc"
         mount --rbind /dev "$root/dev"
-        mount --rbind /sys "$root/sys"
         exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     ' in_root "$root" "${passed_env[@]}" "$@"
@@ -95,6 +94,7 @@ if [[ ! -e $TOOLCHAIN/.complete ]]; then
     cp -a "$BASE" "$TOOLCHAIN.tmp"
     rm "$TOOLCHAIN.tmp/.complete"
     cp build/portable_toolchain.sh "$TOOLCHAIN.tmp/portable_toolchain.sh"
+    cp build/glibc_compat.h "$TOOLCHAIN.tmp/glibc_compat.h"
     in_root "$TOOLCHAIN.tmp" bash /portable_toolchain.sh "$MIRROR"
     touch "$TOOLCHAIN.tmp/.complete"
     mv "$TOOLCHAIN.tmp" "$TOOLCHAIN"

@@ -7,6 +7,8 @@
 #   - CPython 3.11.2 from Debian bookworm's python3.11 source package (its
 #     upstream tarball), shared libpython as PyInstaller wants, its _sqlite3
 #     linked against the SQLite above.
+# Both are compiled with build/glibc_compat.h force-included and without
+# sem_clockwait, so that no file needs a glibc newer than 2.28 (RHEL 8).
 # No PGO and no test suite: a cold build must fit in CI's time.
 # The hash of this file is part of the toolchain's cache key.
 set -euo pipefail
@@ -34,11 +36,15 @@ mkdir sqlite python
 tar -xf "$sqlite_orig" -C sqlite --strip-components=1
 tar -xf "$python_orig" -C python --strip-components=1
 
+mkdir -p "$PREFIX/include"
+cp /glibc_compat.h "$PREFIX/include/glibc_compat.h"
+COMPAT="-include $PREFIX/include/glibc_compat.h"
+
 echo "--> SQLite ($sqlite_orig)"
 cd /usr/src/portable/sqlite
 # Debian's own compile options for libsqlite3 (debian/rules), which the
 # development build on a Debian 12 host gets from its system library.
-export CFLAGS="-O2 -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA \
+export CFLAGS="-O2 $COMPAT -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA \
     -DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS -DSQLITE_ENABLE_RTREE=1 \
     -DSQLITE_SOUNDEX=1 -DSQLITE_ENABLE_UNLOCK_NOTIFY -DSQLITE_OMIT_LOOKASIDE=1 \
     -DSQLITE_ENABLE_DBSTAT_VTAB -DSQLITE_ENABLE_UPDATE_DELETE_LIMIT=1 \
@@ -56,6 +62,8 @@ echo "--> CPython ($python_orig)"
 cd /usr/src/portable/python
 ./configure --quiet --prefix="$PREFIX" --enable-shared --disable-test-modules \
     --with-ensurepip=install \
+    ac_cv_func_sem_clockwait=no \
+    CFLAGS="$COMPAT" \
     PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" \
     CPPFLAGS="-I$PREFIX/include" \
     LDFLAGS="-L$PREFIX/lib -Wl,-rpath,$PREFIX/lib"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
 import signal
 import socket
@@ -51,7 +50,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.bodies.append(body)
                 receiver.arrived.set()
@@ -90,8 +89,17 @@ class Place:
         script = (
             'mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && exec chroot "$0" "$@"'
         )
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                str(self.root), *inner]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            str(self.root),
+            *inner,
+        ]
 
     def environment(self, port: int) -> dict[str, str]:
         return {
@@ -128,14 +136,15 @@ def check(place: Place, executable: Path, receiver: Receiver) -> None:
     port = free_port()
     env = place.environment(port)
 
-    done = subprocess.run(place.command(["--version"], env), capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        place.command(["--version"], env), capture_output=True, text=True, timeout=60, check=False
+    )
     if done.returncode != 0:
         raise Failed(f"--version exited {done.returncode}: {done.stderr.strip()}")
     print(f"--version: {done.stdout.strip()}")
 
     started = time.monotonic()
-    log = open(place.outside.parent / f"{place.outside.name}.log", "wb")
+    log = open(place.outside.parent / f"{place.outside.name}.log", "wb")  # noqa: SIM115 (closed on every path below)
     server = subprocess.Popen(place.command([], env), stdout=log, stderr=subprocess.STDOUT)
     try:
         while True:
@@ -152,8 +161,9 @@ def check(place: Place, executable: Path, receiver: Receiver) -> None:
             time.sleep(0.01)
         print(f"start to /health 200: {time.monotonic() - started:.3f} s ({health})")
 
-        status, job = request(port, "POST", "/jobs",
-                              {"callback_url": receiver.url, "payload": {"where": place.name}})
+        status, job = request(
+            port, "POST", "/jobs", {"callback_url": receiver.url, "payload": {"where": place.name}}
+        )
         if status != 201:
             raise Failed(f"POST /jobs answered {status}: {job}")
         deadline = time.monotonic() + DELIVERY_TIMEOUT_S
@@ -164,13 +174,19 @@ def check(place: Place, executable: Path, receiver: Receiver) -> None:
             if time.monotonic() > deadline:
                 raise Failed(f"job not completed within {DELIVERY_TIMEOUT_S:.0f} s: {current}")
             time.sleep(0.05)
-        if not any(json.loads(b).get("where") == place.name for b in receiver.bodies
-                   if b.startswith(b"{")):
+        if not any(
+            json.loads(b).get("where") == place.name for b in receiver.bodies if b.startswith(b"{")
+        ):
             raise Failed(f"the receiver got no body from this job: {receiver.bodies[-1:]}")
         print(f"job {job['id']} delivered to the receiver and completed")
 
-        done = subprocess.run(place.command(["backup", "backup.db"], env), capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            place.command(["backup", "backup.db"], env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if done.returncode != 0:
             raise Failed(f"backup exited {done.returncode}: {done.stderr.strip()}")
         with sqlite3.connect(place.outside / "backup.db") as db:
@@ -203,8 +219,9 @@ def make_root(base: Path, where: Path) -> Path:
     subprocess.run(["cp", "-a", f"{base}/.", str(root)], check=True)
     for python in root.glob("usr/bin/python*"):
         raise Failed(f"the test root has {python.name}: it must be a bare system")
-    glibc = subprocess.run(["chroot", str(root), "ldd", "--version"], capture_output=True,
-                           text=True, check=True).stdout.splitlines()[0]
+    glibc = subprocess.run(
+        ["chroot", str(root), "ldd", "--version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
     os_name = (root / "etc/debian_version").read_text().strip()
     print(f"test root: Debian {os_name}, {glibc}")
     return root
@@ -213,8 +230,12 @@ def make_root(base: Path, where: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("executable", type=Path)
-    parser.add_argument("--root-from", type=Path, metavar="DIR",
-                        help="a minbase debootstrap tree to copy for the chroot run")
+    parser.add_argument(
+        "--root-from",
+        type=Path,
+        metavar="DIR",
+        help="a minbase debootstrap tree to copy for the chroot run",
+    )
     args = parser.parse_args()
     executable = args.executable.resolve()
 
@@ -224,8 +245,9 @@ def main() -> int:
         try:
             if args.root_from:
                 root = make_root(args.root_from, where)
-                check(Place("Debian 11 minbase chroot", root, Path("/srv/run")), executable,
-                      receiver)
+                check(
+                    Place("Debian 11 minbase chroot", root, Path("/srv/run")), executable, receiver
+                )
             check(Place("this machine", None, where / "host"), executable, receiver)
         except Failed as e:
             print(f"FAIL: {e}")
