@@ -36,6 +36,33 @@ mkdir sqlite python
 tar -xf "$sqlite_orig" -C sqlite --strip-components=1
 tar -xf "$python_orig" -C python --strip-components=1
 
+# Debian's fixes on top of the upstream release, in its series order: the
+# series from FIRST on (before it come Debian's packaging and install-layout
+# changes, which a self-contained /opt build must not take).
+apply_debian_fixes() {
+    local dir=$1 debian_tar=$2 first=$3
+    mkdir "$dir/debian-src"
+    tar -xf "$debian_tar" -C "$dir/debian-src"
+    local series=$dir/debian-src/debian/patches/series
+    grep -qx "$first" "$series" || { echo "$first is not in $debian_tar's series" >&2; exit 1; }
+    local names
+    names=$(awk -v first="$first" '$1 == first { on = 1 } on && NF && !/^#/ { print $1 }' "$series")
+    for name in $names; do
+        patch -d "$dir" -p1 -s --no-backup-if-mismatch < "$dir/debian-src/debian/patches/$name" \
+            || { echo "Debian's $name does not apply to $dir" >&2; exit 1; }
+    done
+    echo "    $(echo "$names" | wc -l) of Debian's patches applied to $dir, from $first on"
+}
+apply_debian_fixes sqlite "$(ls sqlite3_*.debian.tar.xz)" 41-fix_a_bug_in_the_NOT_NULL-IS_NULL_optimization.patch
+apply_debian_fixes python "$(ls python3.11_*.debian.tar.xz)" shutdown-deadlock.diff
+# Debian builds pyexpat into libpython (its setup-modules.diff, not taken);
+# the CVE-2026-4224 fix includes an internal header, which a shared extension
+# module may use only when it says it is a core module (as 3.12's pyexpat.c does).
+if grep -q '"pycore_ceval.h"' python/Modules/pyexpat.c; then
+    sed -i '1i #ifndef Py_BUILD_CORE_BUILTIN\n#  define Py_BUILD_CORE_MODULE 1\n#endif' \
+        python/Modules/pyexpat.c
+fi
+
 mkdir -p "$PREFIX/include"
 cp /glibc_compat.h "$PREFIX/include/glibc_compat.h"
 COMPAT="-include $PREFIX/include/glibc_compat.h"
@@ -54,8 +81,12 @@ export CFLAGS="-O2 $COMPAT -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADAT
     -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_STMTVTAB -DSQLITE_MAX_VARIABLE_NUMBER=250000"
 ./configure --quiet --prefix="$PREFIX" --disable-static --disable-readline \
     --disable-tcl --enable-threadsafe --enable-load-extension
-make -s -j"$JOBS" > /dev/null
-make -s install > /dev/null
+# The library only (no shell): libsqlite3.so, its headers and sqlite3.pc.
+make -s -j"$JOBS" libsqlite3.la sqlite3.h sqlite3.pc > /dev/null
+make -s lib_install > /dev/null
+install -m 0644 sqlite3.h src/sqlite3ext.h "$PREFIX/include/"
+install -d "$PREFIX/lib/pkgconfig"
+install -m 0644 sqlite3.pc "$PREFIX/lib/pkgconfig/"
 unset CFLAGS
 
 echo "--> CPython ($python_orig)"
@@ -71,7 +102,7 @@ make -s -j"$JOBS" > /dev/null 2> build.log || { tail -n 40 build.log >&2; exit 1
 make -s install > install.log 2>&1 || { tail -n 40 install.log >&2; exit 1; }
 
 "$PREFIX/bin/python3" - <<'PY'
-import ctypes, hashlib, ssl, sqlite3, sys, uuid, zlib  # noqa: F401  (the modules must exist)
+import ctypes, hashlib, pyexpat, ssl, sqlite3, sys, uuid, zlib  # noqa: F401  (they must exist)
 
 print("python", sys.version.split()[0], "| sqlite", sqlite3.sqlite_version, "|", ssl.OPENSSL_VERSION)
 if sqlite3.sqlite_version_info < (3, 35):
