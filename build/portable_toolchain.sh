@@ -98,7 +98,12 @@ cd /usr/src/portable/python
     PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" \
     CPPFLAGS="-I$PREFIX/include" \
     LDFLAGS="-L$PREFIX/lib -Wl,-rpath,$PREFIX/lib"
-make -s -j"$JOBS" > /dev/null 2> build.log || { tail -n 40 build.log >&2; exit 1; }
+make -j"$JOBS" > build.log 2>&1 || { tail -n 40 build.log >&2; exit 1; }
+# setup.py reports extension modules that failed to compile but doesn't fail.
+if grep -A3 "Failed to build these modules" build.log >&2; then
+    exit 1
+fi
+grep -A3 "necessary bits to build these optional modules were not found" build.log || true
 make -s install > install.log 2>&1 || { tail -n 40 install.log >&2; exit 1; }
 
 "$PREFIX/bin/python3" - <<'PY'
