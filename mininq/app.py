@@ -20,6 +20,7 @@ from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from mininq import sanic_fixes
+from mininq.announce import announce
 from mininq.config import Config
 from mininq.engine.process import ENGINE, run_engine
 from mininq.logs import sanic_log_config
@@ -55,6 +56,7 @@ def _base_app(config: Config, wake_address: str) -> Sanic:
             {"settings": config, "wake_address": wake_address},
             restartable=True,
         )
+        announce(config)  # Sanic's main process has bound the port by now
 
     return app
 
@@ -70,6 +72,9 @@ def _load_app(config: Config, wake_address: str) -> Sanic:
 def serve(config: Config) -> None:
     """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes."""
     sanic_fixes.apply()
+    # On a terminal Sanic warns that it runs "in PRODUCTION mode" and suggests
+    # --debug, a flag mininq doesn't have; the start-up line says what matters.
+    os.environ.setdefault("SANIC_IGNORE_PRODUCTION_WARNING", "1")
     prepare_database(config.server.db_path)
     loader = AppLoader(factory=partial(_load_app, config, address_for(config.server.db_path)))
     app = loader.load()

@@ -70,7 +70,7 @@ class WebhooksConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
-    format: str = "json"
+    format: str = "auto"  # pretty when stderr is a terminal, else json
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "defaults.retry_backoff": ("exponential", "linear", "fixed"),
     "logging.level": ("trace", "debug", "info", "warn", "error"),
-    "logging.format": ("json", "pretty"),
+    "logging.format": ("auto", "json", "pretty"),
 }
 
 

@@ -121,9 +121,6 @@ class SqliteStore(Store):
     async def reap(self, before: int) -> list[dict]:
         return await self.db.write(dispatch.reap, now_ms(), before)
 
-    async def next_lease_expiry(self) -> int | None:
-        return await self.db.read(dispatch.next_lease_expiry)
-
     async def due_schedules(self, now: int) -> list[dict]:
         return await self.db.read(schedules.due_schedules, now)
 

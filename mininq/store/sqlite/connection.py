@@ -13,7 +13,8 @@ write offers a `merged` form, `fn.merged(conn, [args, ...])` returning one
 value per call: single-job POSTs that share a commit become one insert.
 
 A whole batch runs in aiosqlite's connection thread in one hop
-(`Connection._execute`), instead of one hop per statement; reads get their
+(`Connection._execute`, a private method: tests/test_dependency_guards.py
+watches it), instead of one hop per statement; reads get their
 own connection so they never wait behind a commit (WAL lets them run
 concurrently with the writer).
 
@@ -45,7 +46,6 @@ def configure(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -16000")
 

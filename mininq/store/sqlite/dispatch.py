@@ -196,10 +196,6 @@ def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
     return rows
 
 
-def next_lease_expiry(conn: sqlite3.Connection) -> int | None:
-    return conn.execute("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'").fetchone()[0]
-
-
 _OLD_FINISHED = """
 SELECT id, queue_name, (SELECT count(*) FROM attempts WHERE job_id = jobs.id)
 FROM jobs INDEXED BY jobs_finished

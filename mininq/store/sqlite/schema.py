@@ -95,8 +95,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 updated_at INTEGER NOT NULL
             )""",
             "CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled = 1",
-            # Monotonic counters for Prometheus: created jobs, delivery outcomes,
-            # delivery-duration histogram buckets (key 'le:<seconds>'), schedule fires.
+            # Monotonic counters for /metrics, by (name, queue_name, key): jobs_created
+            # (key ''), deliveries (key: the outcome), delivery_seconds_bucket (key: the
+            # bucket's bound as repr(float), e.g. '0.25'), delivery_seconds_sum and
+            # delivery_seconds_count (key ''), and, with queue_name '' too,
+            # schedule_fires and health_checks (/health's test write).
             """CREATE TABLE counters (
                 name TEXT NOT NULL,
                 queue_name TEXT NOT NULL,
