@@ -107,7 +107,7 @@ mkdir "$TOOLCHAIN/src"
 git ls-files --cached --others --exclude-standard --deduplicate -z \
     | tar --null --files-from=- --ignore-failed-read -cf - | tar -xf - -C "$TOOLCHAIN/src"
 
-step "PyInstaller inside $SUITE"
+step "dependency guards, then PyInstaller, inside $SUITE"
 if [[ -f $host_ca ]]; then
     cp "$host_ca" "$TOOLCHAIN/etc/ssl/host-ca.crt"
     passed_env+=(PIP_CERT=/etc/ssl/host-ca.crt)
@@ -117,7 +117,11 @@ in_root "$TOOLCHAIN" bash -euo pipefail -c '
     # The virtualenv survives between runs (pip then only checks versions).
     [ -x /venv/bin/python ] || /opt/mininq-python/bin/python3 -m venv /venv
     /venv/bin/python -m pip install --quiet --disable-pip-version-check \
-        --cache-dir /var/cache/pip --editable ".[build]"
+        --cache-dir /var/cache/pip --editable ".[build]" pytest pytest-timeout
+    # The internals mininq patches, as found in the Python that gets frozen
+    # (pytest is excluded from the executable by the spec).
+    /venv/bin/python -m pytest -q -p no:cacheprovider --noconftest \
+        tests/test_dependency_guards.py
     /venv/bin/python -m PyInstaller --noconfirm --clean --log-level WARN \
         --workpath /tmp/pyinstaller-work --distpath /tmp/pyinstaller-dist build/mininq.spec
 '
