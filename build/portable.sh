@@ -67,14 +67,22 @@ in_root() {
 passed_env=()
 for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
     PIP_INDEX_URL PIP_DEFAULT_TIMEOUT; do
-    [[ -n ${!name:-} ]] && passed_env+=("$name=${!name}")
+    if [[ -n ${!name:-} ]]; then passed_env+=("$name=${!name}"); fi
 done
 host_ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 
 mkdir -p "$CACHE"
+# One build at a time per cache: they share the build root's /src and /venv.
+exec 9> "$CACHE/.lock"
+if ! flock --nonblock 9; then
+    echo "==> waiting for another build/portable.sh using $CACHE"
+    flock 9
+fi
 # Old keys' folders are left by earlier inputs; drop them so the cache holds one of each.
 for old in "$CACHE"/base-* "$CACHE"/toolchain-*; do
-    [[ -e $old && $old != "$BASE" && $old != "$TOOLCHAIN" ]] && rm -rf --one-file-system "$old"
+    if [[ -e $old && $old != "$BASE" && $old != "$TOOLCHAIN" ]]; then
+        rm -rf --one-file-system "$old"
+    fi
 done
 
 if [[ ! -e $BASE/.complete ]]; then
@@ -125,12 +133,11 @@ in_root "$TOOLCHAIN" bash -euo pipefail -c '
     /venv/bin/python -m PyInstaller --noconfirm --clean --log-level WARN \
         --workpath /tmp/pyinstaller-work --distpath /tmp/pyinstaller-dist build/mininq.spec
 '
+step "glibc floor check"
+in_root "$TOOLCHAIN" /venv/bin/python /src/build/glibc_floor.py --max "$GLIBC_FLOOR" /tmp/pyinstaller-dist/mininq
 mkdir -p dist
 cp "$TOOLCHAIN/tmp/pyinstaller-dist/mininq" dist/mininq.tmp
 mv dist/mininq.tmp dist/mininq
-
-step "glibc floor check"
-in_root "$TOOLCHAIN" /venv/bin/python /src/build/glibc_floor.py --max "$GLIBC_FLOOR" /tmp/pyinstaller-dist/mininq
 
 step "built dist/mininq"
 ls -l "$ROOT/dist/mininq" | awk '{printf "size: %s bytes", $5}'
