@@ -69,18 +69,32 @@ COMPAT="-include $PREFIX/include/glibc_compat.h"
 
 echo "--> SQLite ($sqlite_orig)"
 cd /usr/src/portable/sqlite
-# Debian's own compile options for libsqlite3 (debian/rules), which the
-# development build on a Debian 12 host gets from its system library.
-export CFLAGS="-O2 $COMPAT -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA \
-    -DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS -DSQLITE_ENABLE_RTREE=1 \
-    -DSQLITE_SOUNDEX=1 -DSQLITE_ENABLE_UNLOCK_NOTIFY -DSQLITE_OMIT_LOOKASIDE=1 \
-    -DSQLITE_ENABLE_DBSTAT_VTAB -DSQLITE_ENABLE_UPDATE_DELETE_LIMIT=1 \
-    -DSQLITE_ENABLE_LOAD_EXTENSION -DSQLITE_ENABLE_JSON1 -DSQLITE_LIKE_DOESNT_MATCH_BLOBS \
-    -DSQLITE_THREADSAFE=1 -DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 \
-    -DSQLITE_USE_URI=1 -DSQLITE_MAX_SCHEMA_RETRY=25 -DSQLITE_ENABLE_PREUPDATE_HOOK \
-    -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_STMTVTAB -DSQLITE_MAX_VARIABLE_NUMBER=250000"
-./configure --quiet --prefix="$PREFIX" --disable-static --disable-readline \
-    --disable-tcl --enable-threadsafe --enable-load-extension
+# Debian's own compile options for libsqlite3 (bookworm's debian/rules), which
+# the development build on a Debian 12 host gets from its system library (its
+# `PRAGMA compile_options` are the same), plus the 32k page-size limit Debian
+# sets with a patch; one amalgamated sqlite3.c instead of Debian's separate files.
+export CFLAGS="-O2 -fno-strict-aliasing $COMPAT \
+    -DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA \
+    -DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS \
+    -DSQLITE_ENABLE_RTREE=1 -DSQLITE_SOUNDEX=1 \
+    -DSQLITE_ENABLE_UNLOCK_NOTIFY \
+    -DSQLITE_OMIT_LOOKASIDE=1 -DSQLITE_ENABLE_DBSTAT_VTAB \
+    -DSQLITE_ALLOW_ROWID_IN_VIEW \
+    -DSQLITE_ENABLE_UPDATE_DELETE_LIMIT=1 \
+    -DSQLITE_ENABLE_LOAD_EXTENSION \
+    -DSQLITE_ENABLE_JSON1 \
+    -DSQLITE_LIKE_DOESNT_MATCH_BLOBS \
+    -DSQLITE_THREADSAFE=1 \
+    -DSQLITE_ENABLE_FTS3_TOKENIZER=1 \
+    -DSQLITE_USE_URI=1 \
+    -DSQLITE_MAX_SCHEMA_RETRY=25 \
+    -DSQLITE_ENABLE_PREUPDATE_HOOK \
+    -DSQLITE_ENABLE_SESSION \
+    -DSQLITE_ENABLE_STMTVTAB \
+    -DSQLITE_MAX_VARIABLE_NUMBER=250000 \
+    -DSQLITE_MAX_DEFAULT_PAGE_SIZE=32768"
+./configure --quiet --prefix="$PREFIX" --disable-static --disable-readline --disable-tcl \
+    --enable-threadsafe --enable-load-extension --enable-json --enable-fts4 --enable-fts5
 # The library only (no shell): libsqlite3.so, its headers and sqlite3.pc.
 make -s -j"$JOBS" libsqlite3.la sqlite3.h sqlite3.pc > /dev/null
 make -s lib_install > /dev/null
