@@ -13,19 +13,23 @@ process that lives as long as the server.
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from functools import partial
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
-from mininq import sanic_fixes
+from mininq import sanic_fixes, tempdirs
 from mininq.announce import announce
 from mininq.config import Config
 from mininq.engine.process import ENGINE, run_engine
-from mininq.logs import sanic_log_config
+from mininq.logs import get_logger, log_event, sanic_log_config
 from mininq.store import prepare_database
 from mininq.wake import address_for
+
+log = get_logger("mininq.app")
 
 
 def create_app(config: Config, wake_address: str) -> Sanic:
@@ -69,6 +73,20 @@ def _load_app(config: Config, wake_address: str) -> Sanic:
     return _base_app(config, wake_address)
 
 
+def _tidy_temp() -> None:
+    """Remove what stopped instances left in the temp folder, then lock this
+    instance's own folders (see `mininq.tempdirs`)."""
+    bases = [tempfile.gettempdir()]
+    if unpacked := tempdirs.unpacked_dir():
+        bases.append(os.path.dirname(unpacked))
+    removed = tempdirs.remove_leftovers(bases)
+    if removed:
+        log_event(log, logging.INFO, "removed temporary folders left by stopped instances",
+                  folders=[r.path for r in removed],
+                  mb=round(sum(r.size for r in removed) / 1e6, 1))
+    tempdirs.claim()
+
+
 def serve(config: Config) -> None:
     """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes."""
     sanic_fixes.apply()
@@ -76,6 +94,7 @@ def serve(config: Config) -> None:
     # --debug, a flag mininq doesn't have; the start-up line says what matters.
     os.environ.setdefault("SANIC_IGNORE_PRODUCTION_WARNING", "1")
     prepare_database(config.server.db_path)
+    _tidy_temp()
     loader = AppLoader(factory=partial(_load_app, config, address_for(config.server.db_path)))
     app = loader.load()
     app.prepare(

@@ -20,7 +20,7 @@ from mininq.engine.delivery import Deliverer
 from mininq.engine.dispatcher import Dispatcher
 from mininq.engine.finisher import Finisher
 from mininq.engine.lock import EngineLock
-from mininq.engine.reaper import FAR_FUTURE_MS, recover, run_reaper
+from mininq.engine.reaper import recover_after_stop, run_reaper
 from mininq.engine.scheduler import run_scheduler
 from mininq.engine.supervisor import supervise
 from mininq.logs import get_logger, log_event
@@ -78,7 +78,7 @@ class Engine:
         flag = WakeFlag(engine_file(cfg.server.db_path))
         dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal, flag)
         try:
-            recovered = await recover(store, FAR_FUTURE_MS)
+            recovered = await recover_after_stop(store)
             log_event(log, logging.INFO, "engine started", recovered=recovered,
                       concurrency=cfg.worker.concurrency)
             stopping = lambda: self.stopping

@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from mininq.store.base import Store
-from mininq.store.errors import Conflict, NotFound, StoreError
+from mininq.store.errors import Conflict, DatabaseRefused, NotFound, StoreError, Unavailable
 
-__all__ = ["Conflict", "NotFound", "Store", "StoreError", "open_store", "prepare_database"]
+__all__ = [
+    "Conflict", "DatabaseRefused", "NotFound", "Store", "StoreError", "Unavailable",
+    "open_store", "prepare_database",
+]
 
 
 def prepare_database(db_path: str) -> None:
-    """Create or migrate the database before any process opens it."""
+    """Create or migrate the database before any process opens it; DatabaseRefused
+    (nothing written) when the file is not a mininq database."""
     from mininq.store.sqlite import migrate_file
+    from mininq.store.sqlite.identity import check_database_file
 
+    check_database_file(db_path)
     migrate_file(db_path)
 
 

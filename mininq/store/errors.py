@@ -11,3 +11,20 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The thing exists already, or is in a state that forbids the change (HTTP 409)."""
+
+
+class DatabaseRefused(StoreError):
+    """mininq won't open this database (not ours, damaged, or from a newer mininq);
+    the message names the file. Raised at start-up, before anything is written."""
+
+
+class Unavailable(StoreError):
+    """The database can't do this now: the disk is full, the file is read-only,
+    locked past the busy timeout, or failing I/O. `status` is the HTTP answer
+    (507 for a full disk, 503 otherwise) and `cause` the short words for it."""
+
+    def __init__(self, cause: str, detail: str, status: int = 503) -> None:
+        super().__init__(f"database: {cause} ({detail})")
+        self.cause = cause
+        self.detail = detail
+        self.status = status

@@ -49,7 +49,11 @@ WHERE status = 'running' AND lease_until < :before
 RETURNING id, queue_name, attempt, started_at, status
 """
 
+# The lost attempt's error, by why the job was still running: its process
+# died (start-up recovery: the engine lock proves it), or its lease ran out
+# under a live engine.
 LEASE_LOST = "delivery interrupted: the process delivering it stopped before an answer"
+LEASE_EXPIRED = "delivery interrupted: no outcome was recorded before its lease ran out"
 
 
 def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int) -> list[dict]:
@@ -174,10 +178,12 @@ def _delivery_counters(outcomes: list[dict]) -> dict[tuple[str, str, str], float
     return bumps
 
 
-def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
+def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = False) -> list[dict]:
     """Jobs running with a lease older than `before` go back to pending, or to
-    dead when no retries are left; the lost attempt is recorded and counted."""
-    rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": LEASE_LOST})]
+    dead when no retries are left; the lost attempt is recorded and counted,
+    its error saying whether the delivering process died or the lease ran out."""
+    error = LEASE_LOST if process_died else LEASE_EXPIRED
+    rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": error})]
     deltas: Counter = Counter()
     for r in rows:
         counts.moved(deltas, r["queue_name"], "running", r["status"])
@@ -188,7 +194,7 @@ def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
             {
                 "id": r["id"], "attempt": r["attempt"], "started_at": r["started_at"] or now,
                 "duration_ms": max(0, now - (r["started_at"] or now)), "status_code": None,
-                "outcome": "dead" if r["status"] == "dead" else "retry", "error": LEASE_LOST,
+                "outcome": "dead" if r["status"] == "dead" else "retry", "error": error,
             }
             for r in rows
         ],
@@ -232,3 +238,8 @@ def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, max_
 
 def checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def checkpoint_passive(conn: sqlite3.Connection) -> None:
+    """Copy what it can of the WAL into the file, waiting for nobody."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
