@@ -1,25 +1,23 @@
-"""Storage: the only layer that speaks SQL. `open_store` picks the backend."""
+"""Storage: the only layer that speaks SQL. `backend_for` picks the backend
+from `server.database_url`: empty means SQLite at `server.db_path`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mininq.store.base import Store
-from mininq.store.errors import Conflict, NotFound, StoreError
+from mininq.store.base import Backend, Store
+from mininq.store.errors import Conflict, NotFound, StartupError, StoreError
 
-__all__ = ["Conflict", "NotFound", "Store", "StoreError", "open_store", "prepare_database"]
-
-
-def prepare_database(db_path: str) -> None:
-    """Create or migrate the database before any process opens it."""
-    from mininq.store.sqlite import migrate_file
-
-    migrate_file(db_path)
+__all__ = ["Backend", "Conflict", "NotFound", "StartupError", "Store", "StoreError",
+           "backend_for"]
 
 
-async def open_store(db_path: str, defaults: Any) -> Store:
-    from mininq.store.sqlite import SqliteStore
+def backend_for(server: Any) -> Backend:
+    """The backend the server configuration names."""
+    if server.database_url:
+        from mininq.store.postgres import PostgresBackend
 
-    store = SqliteStore(db_path, defaults)
-    await store.open()
-    return store
+        return PostgresBackend(server.database_url)
+    from mininq.store.sqlite import SqliteBackend
+
+    return SqliteBackend(server.db_path)

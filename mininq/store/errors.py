@@ -11,3 +11,8 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The thing exists already, or is in a state that forbids the change (HTTP 409)."""
+
+
+class StartupError(StoreError):
+    """The database can't be used at start (unreachable, refused, too new);
+    the message names the setting to fix and never holds a password."""
