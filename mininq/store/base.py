@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from mininq.nodes import Liveness, NodeInfo
-from mininq.wake import Waker, WakeListener
+from mininq.wake import WakeListener, Waker
 
 
 class Store(ABC):

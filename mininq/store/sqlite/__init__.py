@@ -12,7 +12,7 @@ from mininq.store.sqlite.connection import Database, connect_sync
 from mininq.store.sqlite.liveness import FileLockLiveness
 from mininq.store.sqlite.schema import SchemaTooNew, migrate
 from mininq.store.sqlite.wake import WakeFlag, WakeReceiver, WakeSender, address_for, engine_file
-from mininq.wake import Waker, WakeListener
+from mininq.wake import WakeListener, Waker
 
 __all__ = ["SchemaTooNew", "SqliteBackend", "SqliteStore", "migrate_file"]
 

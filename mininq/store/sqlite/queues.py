@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from typing import Any
 
 from mininq.store.errors import Conflict, NotFound
 from mininq.store.rules import SETTING_FIELDS, with_counts

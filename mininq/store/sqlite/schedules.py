@@ -13,6 +13,7 @@ from mininq.store.sqlite import counts, rows
 from mininq.store.sqlite.jobs import create_job
 from mininq.store.sqlite.queues import ensure_queue
 
+
 def get_schedule(conn: sqlite3.Connection, schedule_id: str) -> dict:
     row = conn.execute("SELECT * FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
     if row is None:

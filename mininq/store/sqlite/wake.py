@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Iterable
 
-from mininq.wake import JOBS, QUEUES, Waker, WakeListener
+from mininq.wake import JOBS, QUEUES, WakeListener, Waker
 
 
 def address_for(db_path: str) -> str:
