@@ -249,7 +249,7 @@ def _start_fails(tmp_path: Path, url: str, timeout: float = 30) -> tuple[int, st
     out = subprocess.run(
         [*program, "serve", "--port", "1", "--db-path", str(tmp_path / "x.db"),
          "--database-url", url],
-        cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+        cwd=tmp_path, capture_output=True, text=True, timeout=timeout, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(tmp_path)},
     )
     return out.returncode, out.stdout + out.stderr, time.monotonic() - started
@@ -279,7 +279,7 @@ def test_backup_refuses_postgresql(tmp_path):
     out = subprocess.run(
         [*program, "backup", str(tmp_path / "copy.db"), "--database-url",
          "postgresql://postgres:pw@127.0.0.1/postgres"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(tmp_path)},
     )
     assert out.returncode != 0 and "pg_dump" in out.stderr, out
