@@ -93,6 +93,9 @@ def test_every_node_reports_itself_and_the_others(nodes):
     assert [n["self"] for n in listed if n["id"] in ids] == [n["id"] == ids[0]
                                                               for n in listed if n["id"] in ids]
     assert {n["pid"] for n in listed if n["id"] in ids} == {srv.pid for srv in nodes}
+    with nodes[2].client() as c:
+        panel = c.get("/dashboard/fragments/nodes").text
+    assert all(f'data-node-id="{i}"' in panel for i in ids), panel
 
 
 def test_3000_jobs_round_robin_each_delivered_exactly_once(nodes, receiver, qname):
