@@ -4,6 +4,13 @@ Each call is one short transaction on a pooled connection; no transaction
 is held open across an await on anything but the database. Limits shared by
 the nodes (a queue's max_concurrency and token bucket) are enforced inside
 the claim's own transaction (`dispatch.claim`).
+
+The engine's store commits without waiting for the WAL flush
+(`synchronous_commit = off`): its writes are claims, outcomes and
+heartbeats, and one lost in a crash of the PostgreSQL server itself (within
+`wal_writer_delay`) only means a delivery made again, which at-least-once
+allows. Writes the API answers for (a 201 says the job is stored) wait for
+the flush.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ __all__ = ["PostgresBackend", "PostgresStore", "prepare"]
 
 T = TypeVar("T")
 POOL_SIZE = 10
+# Creates written together: at most this many transactions at once, each of
+# at most this many API calls.
+MAX_CREATE_FLUSHES = 2
+CREATE_BATCH = 200
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -52,8 +63,9 @@ class PostgresBackend(Backend):
     def prepare(self) -> None:
         asyncio.run(prepare(self.url))
 
-    async def open_store(self, defaults: Any, node_id: str | None = None) -> Store:
-        store = PostgresStore(self.url, defaults, node_id)
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
+        store = PostgresStore(self.url, defaults, node_id, durable_writes=durable_writes)
         await store.open()
         return store
 
@@ -76,15 +88,19 @@ class PostgresStore(Store):
     global_limits = True
 
     def __init__(self, url: str, defaults: Any, node_id: str | None = None,
-                 pool_size: int = POOL_SIZE) -> None:
+                 pool_size: int = POOL_SIZE, durable_writes: bool = True) -> None:
         self.url = url
         self.defaults = defaults
         self.node_id = node_id
         self.pool_size = pool_size
+        self.durable_writes = durable_writes
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
+        self._creates: list[tuple[list[dict], asyncio.Future]] = []
+        self._flushing = 0
 
     async def open(self) -> None:
-        self.pool = await create_pool(self.url, self.pool_size)
+        settings = {} if self.durable_writes else {"synchronous_commit": "off"}
+        self.pool = await create_pool(self.url, self.pool_size, settings)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -114,7 +130,41 @@ class PostgresStore(Store):
         await self.write(counts.add, {("health_checks", "", ""): 1})
 
     async def create_jobs(self, specs: list[dict]) -> list[tuple[dict, bool]]:
-        return await self.write(jobs.create_jobs, specs, self.defaults, now_ms())
+        """Creates that arrive while others are being written share the next
+        transaction (one insert, one commit), as the SQLite backend's group
+        commit does; each caller still returns only after that commit."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._creates.append((specs, fut))
+        if self._flushing < MAX_CREATE_FLUSHES:
+            self._flushing += 1
+            asyncio.get_running_loop().create_task(self._flush_creates())
+        return await fut
+
+    async def _flush_creates(self) -> None:
+        try:
+            while self._creates:
+                batch, self._creates = self._creates[:CREATE_BATCH], self._creates[CREATE_BATCH:]
+                try:
+                    results = await self.write(jobs.create_many, [s for s, _ in batch],
+                                               self.defaults, now_ms())
+                except Exception as exc:  # noqa: BLE001 - each caller gets its own result
+                    if len(batch) == 1:
+                        if not batch[0][1].done():
+                            batch[0][1].set_exception(exc)
+                        continue
+                    results = await asyncio.gather(*(
+                        self.write(jobs.create_jobs, s, self.defaults, now_ms())
+                        for s, _ in batch
+                    ), return_exceptions=True)
+                for (_, fut), result in zip(batch, results):
+                    if fut.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+        finally:
+            self._flushing -= 1
 
     async def get_job(self, job_id: str) -> dict | None:
         async with self.pool.acquire() as conn:

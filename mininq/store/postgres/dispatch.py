@@ -3,6 +3,7 @@ record outcomes, reap expired leases, delete finished jobs past retention."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
@@ -31,7 +32,8 @@ FROM queues WHERE name = ANY($1::text[]) AND NOT paused ORDER BY name FOR UPDATE
 
 # Run after the queue rows are locked, so its snapshot holds every claim
 # committed before: the running count per queue is exact. The picked CTE is
-# materialized so the planner never updates more rows than each LIMIT.
+# materialized so the planner never updates more rows than each LIMIT. The
+# counts move in the same statement ($7: the shard, see counts.py).
 _CLAIM = """
 WITH room AS (
     SELECT a.queue, greatest(0, least(a.n, a.lim - (
@@ -45,12 +47,20 @@ WITH room AS (
         LIMIT room.n
         FOR UPDATE SKIP LOCKED
     ) p
+), claimed AS (
+    UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
+        lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
+    FROM picked WHERE jobs.id = picked.id
+    RETURNING jobs.id, queue_name, priority, visible_at, callback_url, payload, headers,
+        attempt, max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
+), counted AS (
+    INSERT INTO job_counts (queue_name, status, shard, n)
+    SELECT queue_name, s.status, $7, s.sign * count(*)
+    FROM claimed, (VALUES ('pending', -1), ('running', 1)) AS s(status, sign)
+    GROUP BY queue_name, s.status, s.sign ORDER BY 1, 2
+    ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
 )
-UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
-    lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
-FROM picked WHERE jobs.id = picked.id
-RETURNING jobs.id, queue_name, priority, visible_at, callback_url, payload, headers, attempt,
-    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
+SELECT * FROM claimed
 """
 
 _SAVE_BUCKETS = """
@@ -88,7 +98,8 @@ async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], no
             limits.append(q["max_concurrency"] or default_limit)
     if not names:
         return []
-    rows = [dict(r) for r in await conn.fetch(_CLAIM, names, ns, limits, now, margin_ms, node_id)]
+    rows = [dict(r) for r in await conn.fetch(_CLAIM, names, ns, limits, now, margin_ms, node_id,
+                                              random.randrange(counts.SHARDS))]
     rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
     got = Counter(r["queue_name"] for r in rows)
     spent = [(name, *b.state()) for name, (b, at) in buckets.items()
@@ -96,10 +107,6 @@ async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], no
     if spent:
         await conn.execute(_SAVE_BUCKETS, [s[0] for s in spent], [s[1] for s in spent],
                            [s[2] for s in spent])
-    deltas: Counter = Counter()
-    for name, n in got.items():
-        counts.moved(deltas, name, "pending", "running", n)
-    await counts.bump(conn, deltas)
     return rows
 
 
