@@ -16,6 +16,7 @@ the flush.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -71,10 +72,11 @@ class PostgresBackend(Backend):
 
     def waker(self, store: Store) -> Waker:
         assert isinstance(store, PostgresStore)
-        return NotifyWaker(store.pool)
+        return NotifyWaker(store.pool, store.node_id)
 
     async def listener(self, store: Store) -> WakeListener:
-        listener = ListenConnection(self.url)
+        assert isinstance(store, PostgresStore)
+        listener = ListenConnection(self.url, store.node_id)
         await listener.open()
         return listener
 
@@ -97,6 +99,7 @@ class PostgresStore(Store):
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._creates: list[tuple[list[dict], asyncio.Future]] = []
         self._flushing = 0
+        self._rated: set[str] = set()  # queues last seen with a rate limit
 
     async def open(self) -> None:
         settings = {} if self.durable_writes else {"synchronous_commit": "off"}
@@ -106,13 +109,18 @@ class PostgresStore(Store):
         if self.pool is not None:
             await self.pool.close()
 
-    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """`fn(conn, *args)` in one transaction; retried when the server broke a
-        deadlock or a serialization conflict by aborting it."""
+    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any,
+                    transaction: bool = True) -> T:
+        """`fn(conn, *args)` in one transaction (or, for one statement, none);
+        retried when the server broke a deadlock or a serialization conflict
+        by aborting it."""
         for attempt in range(3):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    return await fn(conn, *args)
+                async with self.pool.acquire() as conn:
+                    if not transaction:
+                        return await fn(conn, *args)
+                    async with conn.transaction():
+                        return await fn(conn, *args)
             except _RETRIED:
                 if attempt == 2:
                     raise
@@ -249,7 +257,9 @@ class PostgresStore(Store):
 
     async def queue_settings(self) -> list[dict]:
         async with self.pool.acquire() as conn:
-            return await queues.queue_settings(conn)
+            settings = await queues.queue_settings(conn)
+        self._rated = {q["name"] for q in settings if q["rate_limit_rps"] is not None}
+        return settings
 
     async def next_due(self, queue_names: list[str]) -> dict[str, int]:
         async with self.pool.acquire() as conn:
@@ -257,8 +267,29 @@ class PostgresStore(Store):
                                            self.defaults.queue_max_concurrency)
 
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
-        return await self.write(dispatch.claim, allocations, now_ms(), margin_ms, self.node_id,
-                                self.defaults.queue_max_concurrency)
+        """Queues without a rate limit in one statement; those with one (as
+        last seen, or found when a claim of theirs came up short) through the
+        bucket's transaction."""
+        now, limit = now_ms(), self.defaults.queue_max_concurrency
+        plain = [(q, n) for q, n in allocations if q not in self._rated and n > 0]
+        rated = [(q, n) for q, n in allocations if q in self._rated and n > 0]
+        rows: list[dict] = []
+        if plain:
+            rows = await self.write(dispatch.claim, plain, now, margin_ms, self.node_id, limit,
+                                    transaction=False)
+            got = Counter(r["queue_name"] for r in rows)
+            short = [q for q, n in plain if got[q] < n]
+            if short:
+                async with self.pool.acquire() as conn:
+                    newly = await dispatch.rated(conn, short)
+                self._rated |= newly
+                rated += [(q, n) for q, n in plain if q in newly]
+        if rated:
+            more, still = await self.write(dispatch.claim_rated, rated, now, margin_ms,
+                                           self.node_id, limit)
+            self._rated -= {q for q, _ in rated} - still
+            rows += more
+        return rows
 
     async def finish(self, outcomes: list[dict]) -> int:
         return await self.write(dispatch.finish, outcomes, now_ms())

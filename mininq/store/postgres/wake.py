@@ -36,8 +36,9 @@ RECONNECT_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class NotifyWaker(Waker):
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, node_id: str | None = None) -> None:
         self._pool = pool
+        self._node = node_id or ""
         self._due: set[str] = set()  # payloads to send on the next flush
         self._last: dict[str, float] = {}  # payload -> when it was last sent
         self._later: set[str] = set()  # payloads held back by the debounce window
@@ -59,7 +60,9 @@ class NotifyWaker(Waker):
 
     def slots_freed(self, queue_names: Iterable[str]) -> None:
         for name in queue_names:
-            self.wake(FREED, name)
+            # Signed: the node's own engine knows already (a finished delivery
+            # wakes its dispatcher) and ignores it.
+            self.wake(FREED, f"{name}\t{self._node}")
 
     def _want(self, payload: str) -> None:
         try:
@@ -111,9 +114,10 @@ class NotifyWaker(Waker):
 
 
 class ListenConnection(WakeListener):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, node_id: str | None = None) -> None:
         super().__init__()
         self._url = url
+        self._own_freed = f"\t{node_id}" if node_id else None
         self._conn: asyncpg.Connection | None = None
         self._closing = False
         self._reconnect: asyncio.Task | None = None
@@ -126,6 +130,8 @@ class ListenConnection(WakeListener):
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
         kind = payload[:1].encode()
         if kind == FREED:
+            if self._own_freed and payload.endswith(self._own_freed):
+                return
             kind = JOBS
         if kind in KINDS:
             self.deliver((kind,))
