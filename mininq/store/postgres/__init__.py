@@ -292,7 +292,7 @@ class PostgresStore(Store):
         return rows
 
     async def finish(self, outcomes: list[dict]) -> int:
-        return await self.write(dispatch.finish, outcomes, now_ms())
+        return await self.write(dispatch.finish, outcomes, now_ms(), transaction=False)
 
     async def reap(self, before: int) -> list[dict]:
         out: list[dict] = []
