@@ -73,7 +73,7 @@ class WebhooksConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
-    format: str = "json"
+    format: str = "auto"  # pretty when stderr is a terminal, else json
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "defaults.retry_backoff": ("exponential", "linear", "fixed"),
     "logging.level": ("trace", "debug", "info", "warn", "error"),
-    "logging.format": ("json", "pretty"),
+    "logging.format": ("auto", "json", "pretty"),
 }
 
 
@@ -349,6 +349,23 @@ def load_config(
             **{k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
         )
     return Config(**sections)
+
+
+def resolve_paths(config: Config) -> Config:
+    """The configuration with `db_path` made absolute and free of symlinks.
+
+    Called once, before anything opens the database: the engine lock, the
+    write lock, the wake socket's name and backups all derive from this one
+    spelling, so `./x.db`, `/srv/x.db` and a symlink to it are one database
+    with one engine, not two engines that would each recover the other's
+    running jobs.
+    """
+    real = os.path.realpath(config.server.db_path)
+    if real == config.server.db_path:
+        return config
+    return dataclasses.replace(
+        config, server=dataclasses.replace(config.server, db_path=real)
+    )
 
 
 # --- printing -----------------------------------------------------------------

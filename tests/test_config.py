@@ -39,7 +39,7 @@ def test_defaults_match_the_spec():
     assert config.worker.queues == ()
     assert config.defaults.retry_backoff == "exponential"
     assert config.webhooks.max_result_bytes == 65536
-    assert config.logging.format == "json"
+    assert config.logging.format == "auto"
 
 
 def test_file_values_are_read(tmp_path):
@@ -184,7 +184,7 @@ def test_unknown_mininq_variables_are_ignored():
         ('[webhooks]\nsigning_secret = "secret"\n', "webhooks.signing_secret: must start with"),
         ('[webhooks]\nsigning_secret = "whsec_!!"\n', "webhooks.signing_secret: the part after"),
         ('[logging]\nlevel = "verbose"\n', "logging.level: must be one of trace, debug, info"),
-        ('[logging]\nformat = "xml"\n', "logging.format: must be one of json, pretty"),
+        ('[logging]\nformat = "xml"\n', "logging.format: must be one of auto, json, pretty"),
     ],
 )
 def test_bad_file_values_name_the_key(tmp_path, toml, message):

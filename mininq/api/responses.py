@@ -11,8 +11,9 @@ from sanic import HTTPResponse, Request
 from sanic.exceptions import SanicException
 
 from mininq.api.validate import ValidationError
+from mininq.faults import FAULTS
 from mininq.logs import get_logger
-from mininq.store import Conflict, NotFound
+from mininq.store import Conflict, NotFound, Unavailable
 
 log = get_logger("mininq.api")
 _LONG_NUMBER = re.compile(rb"\d{19}")
@@ -60,6 +61,11 @@ async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
         return error_response(404, str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, str(exc))
+    if isinstance(exc, Unavailable):
+        # The machine's condition, not a bug: the cause in the answer, and in
+        # the log once a minute rather than a traceback per request.
+        FAULTS.report(exc, f"{request.method} {request.path}")
+        return error_response(exc.status, str(exc))
     if isinstance(exc, SanicException):
         status = getattr(exc, "status_code", 500) or 500
         if status == 413:

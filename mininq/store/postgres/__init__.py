@@ -30,7 +30,7 @@ from mininq.store.postgres import counts, dispatch, jobs, nodes, queues, schedul
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
-from mininq.store.rules import NODE_LOST
+from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
 from mininq.wake import WakeListener, Waker
 
 __all__ = ["PostgresBackend", "PostgresStore", "prepare"]
@@ -294,10 +294,11 @@ class PostgresStore(Store):
     async def finish(self, outcomes: list[dict]) -> int:
         return await self.write(dispatch.finish, outcomes, now_ms(), transaction=False)
 
-    async def reap(self, before: int) -> list[dict]:
+    async def reap(self, before: int, process_died: bool = False) -> list[dict]:
+        error = LEASE_LOST if process_died else LEASE_EXPIRED
         out: list[dict] = []
         while True:
-            rows = await self.write(dispatch.reap, now_ms(), before)
+            rows = await self.write(dispatch.reap, now_ms(), before, error)
             out.extend(rows)
             if len(rows) < 1000:
                 return out

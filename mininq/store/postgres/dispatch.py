@@ -13,7 +13,6 @@ from mininq.engine.ratelimit import TokenBucket
 from mininq.store.postgres import counts
 from mininq.store.postgres.schema import CLEANUP_LOCK
 from mininq.store.rules import (
-    LEASE_LOST,
     STATUS_AFTER,
     delivery_counters,
     lost_attempt,
@@ -298,10 +297,9 @@ async def _took_back(conn: asyncpg.Connection, rows: list, now: int, error: str)
     return out
 
 
-async def reap(conn: asyncpg.Connection, now: int, before: int) -> list[dict]:
+async def reap(conn: asyncpg.Connection, now: int, before: int, error: str) -> list[dict]:
     """Jobs whose lease ended before `before` go back to pending (or dead)."""
-    return await _took_back(conn, await conn.fetch(_REAP, now, LEASE_LOST, before), now,
-                            LEASE_LOST)
+    return await _took_back(conn, await conn.fetch(_REAP, now, error, before), now, error)
 
 
 async def rescue(conn: asyncpg.Connection, now: int, error: str,
