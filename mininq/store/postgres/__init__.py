@@ -312,10 +312,6 @@ class PostgresStore(Store):
             if len(rows) < 1000:
                 return out
 
-    async def next_lease_expiry(self) -> int | None:
-        async with self.pool.acquire() as conn:
-            return await dispatch.next_lease_expiry(conn)
-
     async def due_schedules(self, now: int) -> list[dict]:
         async with self.pool.acquire() as conn:
             return await schedules.due_schedules(conn, now)

@@ -310,10 +310,6 @@ async def rescue(conn: asyncpg.Connection, now: int, error: str,
     return await _took_back(conn, await conn.fetch(sql, now, error, arg), now, error)
 
 
-async def next_lease_expiry(conn: asyncpg.Connection) -> int | None:
-    return await conn.fetchval("SELECT min(lease_until) FROM jobs WHERE status = 'running'")
-
-
 _OLD_FINISHED = """
 SELECT id, queue_name, (SELECT count(*) FROM attempts WHERE job_id = jobs.id) AS attempts
 FROM jobs WHERE status = $1 AND updated_at < $2 AND status IN ('completed', 'dead', 'cancelled')
