@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mininq import fields
+
 DEFAULT_CONFIG_FILE = "mininq.toml"
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MASK = "********"
 
 
@@ -118,17 +119,19 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "worker.shutdown_timeout_secs": (0, 86_400),
     "worker.heartbeat_interval_secs": (1, 3_600),
     "worker.node_timeout_secs": (2, 86_400),
-    "defaults.max_retries": (0, 1_000_000),
-    "defaults.base_delay_ms": (0, _YEAR_SECS * 1000),
-    "defaults.max_delay_ms": (0, _YEAR_SECS * 1000),
-    "defaults.timeout_ms": (1, 86_400_000),
-    "defaults.queue_max_concurrency": (1, 100_000),
     "webhooks.max_result_bytes": (0, 2**31 - 1),
+    # [defaults] takes what the API takes for a queue's or a job's own value.
+    **{
+        f"defaults.{name}": (int(spec.lo or 0), int(spec.hi or 0))
+        for name, spec in fields.JOB_DEFAULTS.items()
+        if spec.kind == "int"
+    },
+    "defaults.queue_max_concurrency": (1, fields.MAX_CONCURRENCY),
 }
 
 # Enumerated strings; compared and stored in lower case.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "defaults.retry_backoff": ("exponential", "linear", "fixed"),
+    "defaults.retry_backoff": fields.BACKOFFS,
     "logging.level": ("trace", "debug", "info", "warn", "error"),
     "logging.format": ("auto", "json", "pretty"),
 }
@@ -206,7 +209,7 @@ def _not_empty(value: str) -> None:
 
 def _queue_names(names: tuple[str, ...]) -> None:
     for name in names:
-        if not QUEUE_NAME_RE.match(name):
+        if not fields.QUEUE_NAME.match(name):
             raise ValueError(
                 f"queue name {name!r} must be 1-128 letters, digits or '-_.:' characters"
             )

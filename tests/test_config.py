@@ -212,6 +212,26 @@ def test_bad_environment_values_name_the_variable(env, message):
     assert error.startswith(message), error
 
 
+@pytest.mark.parametrize(
+    ("key", "too_big"),
+    [("max_retries", 1001), ("base_delay_ms", 2_592_000_001), ("max_delay_ms", 2_592_000_001),
+     ("timeout_ms", 86_400_001), ("queue_max_concurrency", 100_001)],
+)  # fmt: skip
+def test_defaults_take_only_what_the_api_takes(api, tmp_path, qname, key, too_big):
+    """[defaults] and the API's bounds for a queue's own settings are one declaration:
+    the largest value one takes, the other takes too, and one more both refuse."""
+    path = write_toml(tmp_path, f"[defaults]\n{key} = {too_big}\n")
+    error = error_of(config_path=path, env={})
+    assert error.startswith(f"defaults.{key}: must be between"), error
+    config = load_config(config_path=write_toml(tmp_path, f"[defaults]\n{key} = {too_big - 1}\n"),
+                         env={})  # fmt: skip
+    assert getattr(config.defaults, key) == too_big - 1
+    setting = "max_concurrency" if key == "queue_max_concurrency" else key
+    api.post("/queues", {"name": qname, setting: too_big - 1}).expect(201)
+    refused = api.put(f"/queues/{qname}", {setting: too_big})
+    assert refused.status == 400 and refused.json["error"].startswith(f"{setting}:"), refused
+
+
 def test_bad_overrides_name_the_key():
     assert error_of(env={}, overrides={"server.port": "abc"}).startswith(
         "server.port: expected an integer, got 'abc'"

@@ -17,6 +17,7 @@ from mininq.store import Conflict, NotFound, Unavailable
 
 log = get_logger("mininq.api")
 _LONG_NUMBER = re.compile(rb"\d{19}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def json_response(body: Any, status: int = 200) -> HTTPResponse:
@@ -24,7 +25,11 @@ def json_response(body: Any, status: int = 200) -> HTTPResponse:
 
 
 def error_response(status: int, message: str) -> HTTPResponse:
-    return json_response({"error": message, "status": status}, status)
+    # A message may quote what the client sent, lone surrogates included (Sanic
+    # decodes undecodable header bytes to them, the standard JSON parser reads
+    # "\ud800" as one); orjson refuses those, so they go out backslash-escaped.
+    safe = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return json_response({"error": safe, "status": status}, status)
 
 
 def parse_body(request: Request) -> Any:
@@ -35,10 +40,17 @@ def parse_body(request: Request) -> Any:
         if _LONG_NUMBER.search(request.body):
             # orjson reads integers beyond 64 bits as floats, silently changing
             # them; the standard parser keeps them exact so validation can refuse.
-            return json.loads(request.body, parse_constant=_no_constant)
+            value = json.loads(request.body, parse_constant=_no_constant)
+            if _SURROGATE_ESCAPE.search(request.body):
+                # It also takes a lone surrogate ("\ud800"), which orjson refuses
+                # and SQLite can't store: refuse it here the same way.
+                json.dumps(value, ensure_ascii=False).encode()
+            return value
         return orjson.loads(request.body)
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise ValidationError("body", f"malformed JSON ({exc})") from None
+    except RecursionError:  # the standard parser's limit on nesting
+        raise ValidationError("body", "malformed JSON (nested too deeply)") from None
 
 
 def _no_constant(name: str) -> None:
