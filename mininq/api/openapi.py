@@ -227,8 +227,23 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "string", "enum": ["ok", "error"]},
             "version": {"type": "string"},
             "error": {"type": "string", "description": "only when status is error"},
+            "database": {"type": "string", "enum": ["sqlite", "postgresql"]},
+            "node": {"type": "string", "description": "id of the node that answered"},
         },
-        ["status", "version"],
+        ["status", "version", "database", "node"],
+    ),
+    "Node": _closed(
+        {
+            "id": {"type": "string"},
+            "hostname": {"type": "string"},
+            "pid": _int(1, None, "the node's main process"),
+            "version": {"type": "string"},
+            "started_at": TIME,
+            "last_seen_at": {**TIME, "description": "its last heartbeat"},
+            "in_flight": _int(0, None, "deliveries in flight as of its last heartbeat"),
+            "alive": {"type": "boolean"},
+            "self": {"type": "boolean", "description": "the node that answered"},
+        }
     ),
     "Unhealthy": _closed(
         {
@@ -544,6 +559,13 @@ PATHS: dict[str, dict[str, Any]] = {
             {"201": _ok("the new job", _ref("Job"))},
             errors=("404",),
             tag="schedules",
+        ),
+    },
+    "/nodes": {
+        "get": _op(
+            "The nodes sharing this database (one with SQLite); dead ones for an hour",
+            {"200": _ok("nodes", _array("Node"))},
+            tag="system",
         ),
     },
     "/metrics": {

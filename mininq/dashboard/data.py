@@ -69,3 +69,9 @@ async def job(app: Sanic, job_id: str) -> dict[str, Any]:
 async def schedules(app: Sanic) -> dict[str, Any]:
     rows = await app.ctx.store.list_schedules(SCHEDULES_SHOWN + 1, 0, None)
     return {"schedules": rows[:SCHEDULES_SHOWN], "more_schedules": len(rows) > SCHEDULES_SHOWN}
+
+
+async def nodes(app: Sanic) -> dict[str, Any]:
+    rows = await app.ctx.store.list_nodes(app.ctx.node,
+                                          app.ctx.config.worker.node_timeout_secs * 1000)
+    return {"nodes": rows}

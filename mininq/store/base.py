@@ -8,9 +8,18 @@ Rows come back as plain dicts: times are epoch milliseconds, `payload` and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
+
+from mininq.nodes import Liveness, NodeInfo
+from mininq.wake import WakeListener, Waker
 
 
 class Store(ABC):
+    # True when the backend enforces each queue's max_concurrency and token
+    # bucket itself, across every node, inside `claim` (and `next_due` answers
+    # only for queues with room); False when the one engine enforces them.
+    global_limits = False
+
     # -- lifecycle --------------------------------------------------------
     @abstractmethod
     async def open(self) -> None: ...
@@ -101,3 +110,37 @@ class Store(ABC):
     async def delete_finished(self, status: str, older_than: int, batch: int) -> int: ...
     @abstractmethod
     async def checkpoint(self) -> None: ...
+
+    # -- nodes --------------------------------------------------------------
+    @abstractmethod
+    async def list_nodes(self, me: NodeInfo, timeout_ms: int) -> list[dict]:
+        """{id, hostname, pid, version, started_at, last_seen_at, in_flight, alive,
+        self} per node, `self` for `me`; times in epoch ms."""
+
+
+class Backend(ABC):
+    """A kind of database: how to prepare it, open it, wake through it and
+    know which engines are alive. `mininq.store.backend_for` picks one."""
+
+    name: str  # "sqlite" or "postgresql", as /health reports it
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Create or migrate the schema (main process, before any child starts);
+        raises StartupError with a message for the user."""
+
+    @abstractmethod
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
+        """A store for this process; `node_id` marks the jobs its claims lease.
+        `durable_writes` False (the engine) lets the backend commit without
+        waiting for the disk where a lost write only means a delivery again."""
+
+    @abstractmethod
+    def waker(self, store: Store) -> Waker: ...
+
+    @abstractmethod
+    async def listener(self, store: Store) -> WakeListener: ...
+
+    @abstractmethod
+    def liveness(self, store: Store, node: NodeInfo, worker: Any) -> Liveness: ...
