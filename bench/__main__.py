@@ -20,14 +20,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import ceilings, huey_peer, mininq_runs
+from bench import ceilings, huey_peer, mininq_runs, postgres
 from bench import receiver as receiver_mod
 from bench.common import REPO_ROOT
 from bench.report import machine, render_doc, source_revision, table
 from bench.rows import build_rows
 from bench.settings import Settings, make_settings
 
-WORKLOADS = ("ceilings", "huey", "W1", "W1b", "W2", "delayed", "scale", "resources")
+WORKLOADS = ("ceilings", "huey", "W1", "W1b", "W2", "delayed", "scale", "resources",
+             "postgres")
 DOC_PATH = Path(REPO_ROOT, "docs", "benchmarks.md")
 
 
@@ -149,6 +150,12 @@ def plan(rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> list[Step]:
         listing = mininq_runs.list_latency(server, s.list_requests)
         return {"fill": fill, "w1": out, "list": listing, "rss_bytes": server.rss_bytes()}
 
+    def pg_w1(nodes: list[mininq_runs.MininqServer]) -> dict:
+        return postgres.throughput(nodes, rcv, "w1", s.jobs)
+
+    def pg_w2(nodes: list[mininq_runs.MininqServer]) -> dict:
+        return {"phases": mininq_runs.latency(nodes[0], rcv, s.w2_phases)}
+
     return [
         Step("ceiling.loopback", {"ceilings"},
              lambda: ceilings.loopback(rcv, s.ceiling_s, s.ceiling_requests)),
@@ -167,6 +174,13 @@ def plan(rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> list[Step]:
             tmp, "delayed",
             lambda srv: mininq_runs.delayed(srv, rcv, s.delayed_jobs, s.delayed_spread_s))),
         Step("mininq.scale", {"scale"}, lambda: with_server(tmp, "scale", scale)),
+        # Last: PostgreSQL shares the cores with everything measured before.
+        Step("postgres.w1", {"postgres"},
+             lambda: postgres.with_nodes(tmp, "pg-w1", 1, pg_w1)),
+        Step("postgres.w2", {"postgres"},
+             lambda: postgres.with_nodes(tmp, "pg-w2", 1, pg_w2)),
+        Step("postgres.w1x2", {"postgres"},
+             lambda: postgres.with_nodes(tmp, "pg-w1x2", 2, pg_w1)),
     ]
 
 
@@ -234,8 +248,13 @@ def main(argv: list[str] | None = None) -> int:
             if missing and run.wants("huey"):
                 run.skipped["huey"] = missing
                 log(f"huey skipped: {missing}")
+            no_pg = postgres.unavailable() if run.wants("postgres") else None
+            if no_pg:
+                run.skipped["postgres"] = no_pg
+                log(f"postgres skipped: {no_pg}")
             for step in plan(rcv, s, tmp):
-                if step.groups & run.only and not (missing and "huey" in step.groups):
+                if step.groups & run.only and not (missing and "huey" in step.groups) \
+                        and not (no_pg and "postgres" in step.groups):
                     run.step(step.name, step.fn)
                     rcv.reset()
         finally:

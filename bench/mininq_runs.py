@@ -157,13 +157,17 @@ def _stat_fields(pid: int) -> list[str]:
     return text[text.rindex(")") + 2:].split()
 
 
-def start_server(workdir: str, startup_timeout: float = 60.0) -> MininqServer:
+def start_server(workdir: str, startup_timeout: float = 60.0,
+                 database_url: str = "") -> MininqServer:
+    """A fresh server on the SQLite file in `workdir`, or a node of `database_url`."""
     os.makedirs(workdir, exist_ok=True)
     port = free_port()
     log_path = os.path.join(workdir, "mininq.log")
     command = server_command() + [
         "serve", "--port", str(port), "--db-path", os.path.join(workdir, "mininq.db"),
     ]
+    if database_url:
+        command += ["--database-url", database_url]
     env = {k: v for k, v in child_env().items() if not k.startswith("MININQ_")}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,

@@ -110,9 +110,30 @@ def build_rows(res: dict[str, dict], s: Settings, errors: dict[str, str]) -> lis
         Row("resources", "PSS right after W1, all processes",
             get("mininq.w1", "pss_after_bytes"), "MB"),
     ]
+    pg_w2 = [[get("postgres.w2", "phases", i, k) for k in ("p50_ms", "p99_ms")]
+             for i in range(2)]
+    rows += [
+        Row("PG W1", f"enqueue, {s.jobs:,} single POSTs, 1 node",
+            get("postgres.w1", "enqueue_rate"), "jobs/s", w1_enq, "SQLite W1"),
+        Row("PG W1", "end-to-end, 1 node", get("postgres.w1", "e2e_rate"), "jobs/s", w1_e2e,
+            "SQLite W1", target="≥ 50 % of SQLite", check=lambda r: r.vs_ceiling >= 0.5),
+        Row("PG W1×2", "enqueue, 2 nodes (half the POSTs each)",
+            get("postgres.w1x2", "enqueue_rate"), "jobs/s", w1_enq, "SQLite W1"),
+        Row("PG W1×2", "end-to-end, 2 nodes", get("postgres.w1x2", "e2e_rate"), "jobs/s",
+            w1_e2e, "SQLite W1"),
+        Row("PG W2", f"201 → arrival p50 at {lo}, 1 node", pg_w2[0][0], "ms", m_w2[0][0],
+            "SQLite", target="≤ 5 ms", check=lambda r: r.value <= 5),
+        Row("PG W2", f"201 → arrival p99 at {lo}, 1 node", pg_w2[0][1], "ms", m_w2[0][1],
+            "SQLite", target="≤ 20 ms", check=lambda r: r.value <= 20),
+        Row("PG W2", f"201 → arrival p50 at {hi}, 1 node", pg_w2[1][0], "ms", m_w2[1][0],
+            "SQLite"),
+        Row("PG W2", f"201 → arrival p99 at {hi}, 1 node", pg_w2[1][1], "ms", m_w2[1][1],
+            "SQLite"),
+    ]
     keys = {"ceiling": None, "huey": None, "W1": "mininq.w1", "W1b": "mininq.w1b",
             "W2": "mininq.w2", "delayed": "mininq.delayed", "scale": "mininq.scale",
-            "resources": "mininq.w1"}
+            "resources": "mininq.w1", "PG W1": "postgres.w1", "PG W1×2": "postgres.w1x2",
+            "PG W2": "postgres.w2"}
     kept = []
     for r in rows:
         key = keys[r.workload]

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from mininq import __version__
-from mininq.config import Config
+from mininq.config import Config, mask_url
 from mininq.logs import get_logger, log_event
 
 log = get_logger("mininq.app")
@@ -45,7 +45,8 @@ def startup_fields(config: Config) -> dict[str, Any]:
         "listen": host_port(server.host, server.port),
         "url": url,
         "dashboard": f"{url}/dashboard",
-        "db": os.path.abspath(server.db_path),
+        "db": mask_url(server.database_url) if server.database_url
+        else os.path.abspath(server.db_path),
         "api_token": "set" if server.api_token else "not set",
         "signing": "on" if config.webhooks.signing_secret else "off",
         "concurrency": worker.concurrency,

@@ -26,22 +26,23 @@ from mininq.announce import announce
 from mininq.config import Config
 from mininq.engine.process import ENGINE, run_engine
 from mininq.logs import get_logger, log_event, sanic_log_config
-from mininq.store import prepare_database
-from mininq.wake import address_for
+from mininq.nodes import NodeInfo
+from mininq.store import backend_for
 
 log = get_logger("mininq.app")
 
 
-def create_app(config: Config, wake_address: str) -> Sanic:
+def create_app(config: Config, node: NodeInfo | None = None) -> Sanic:
     """The whole app, as the HTTP worker serves it."""
     from mininq.http_process import add_http  # not in the main process: see above
 
-    app = _base_app(config, wake_address)
-    add_http(app, config, wake_address)
+    node = node or NodeInfo.this_process()
+    app = _base_app(config, node)
+    add_http(app, config, node)
     return app
 
 
-def _base_app(config: Config, wake_address: str) -> Sanic:
+def _base_app(config: Config, node: NodeInfo) -> Sanic:
     """The settings every process shares and the listener that starts the engine."""
     app = Sanic("mininq", log_config=sanic_log_config(config.logging))
     app.config.MOTD = False
@@ -57,7 +58,7 @@ def _base_app(config: Config, wake_address: str) -> Sanic:
         app.manager.manage(
             ENGINE,
             run_engine,
-            {"settings": config, "wake_address": wake_address},
+            {"settings": config, "node": node},
             restartable=True,
         )
         announce(config)  # Sanic's main process has bound the port by now
@@ -65,12 +66,12 @@ def _base_app(config: Config, wake_address: str) -> Sanic:
     return app
 
 
-def _load_app(config: Config, wake_address: str) -> Sanic:
+def _load_app(config: Config, node: NodeInfo) -> Sanic:
     """The AppLoader's factory: the whole app in Sanic's worker processes (Sanic
     sets SANIC_WORKER_NAME there), the base app in its main process."""
     if os.environ.get("SANIC_WORKER_NAME"):
-        return create_app(config, wake_address)
-    return _base_app(config, wake_address)
+        return create_app(config, node)
+    return _base_app(config, node)
 
 
 def _tidy_temp() -> None:
@@ -88,14 +89,17 @@ def _tidy_temp() -> None:
 
 
 def serve(config: Config) -> None:
-    """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes."""
+    """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes.
+
+    The node's identity is made here, once, so that the HTTP process and the
+    engine (also after a restart of the engine) speak for the same node."""
     sanic_fixes.apply()
     # On a terminal Sanic warns that it runs "in PRODUCTION mode" and suggests
     # --debug, a flag mininq doesn't have; the start-up line says what matters.
     os.environ.setdefault("SANIC_IGNORE_PRODUCTION_WARNING", "1")
-    prepare_database(config.server.db_path)
+    backend_for(config.server).prepare()
     _tidy_temp()
-    loader = AppLoader(factory=partial(_load_app, config, address_for(config.server.db_path)))
+    loader = AppLoader(factory=partial(_load_app, config, NodeInfo.this_process()))
     app = loader.load()
     app.prepare(
         host=config.server.host,

@@ -43,6 +43,10 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", metavar="P", default=s, help="port to listen on")
     parser.add_argument("--db-path", metavar="F", default=s, help="SQLite database file")
     parser.add_argument(
+        "--database-url", metavar="URL", default=s,
+        help="PostgreSQL database shared by several nodes (empty: SQLite at --db-path)",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level", metavar="L", default=s, help="trace, debug, info, warn or error"
     )
 
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flag(backup)
     backup.add_argument("--db-path", metavar="F", default=argparse.SUPPRESS,
                         help="SQLite database file")  # fmt: skip
+    backup.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS,
+                        help="PostgreSQL database (refused: use pg_dump)")  # fmt: skip
     return parser
 
 
@@ -85,6 +91,7 @@ def _load(args: argparse.Namespace) -> Config:
         "server.host": getattr(args, "host", None),
         "server.port": getattr(args, "port", None),
         "server.db_path": getattr(args, "db_path", None),
+        "server.database_url": getattr(args, "database_url", None),
         "logging.level": getattr(args, "log_level", None),
     }
     try:
@@ -97,14 +104,15 @@ def _serve(config: Config) -> None:
     from mininq.logs import get_logger, setup_logging
 
     setup_logging(config.logging)
-    from mininq.store.errors import DatabaseRefused
+    from mininq.store.errors import DatabaseRefused, StartupError
 
     try:
         from mininq.app import serve
 
         serve(config)
-    except DatabaseRefused as e:
-        # The user's file, not a bug: one line that names it, no traceback.
+    except (DatabaseRefused, StartupError) as e:
+        # The user's database or its settings, not a bug: one line that names
+        # it (never a password), no traceback.
         get_logger("mininq.cli").error("start-up failed: %s", e)
         sys.exit(EXIT_FAILURE)
     except Exception:  # noqa: BLE001 - logged, then a non-zero exit
@@ -120,6 +128,9 @@ def _check_config(config: Config) -> None:
 def _backup(config: Config, dest: str) -> None:
     from mininq.store.backup import BackupError, backup_database
 
+    if config.server.database_url:
+        _fail("backup failed", "database_url is set: mininq backs up only its SQLite file; "
+              "back up the PostgreSQL database with pg_dump", EXIT_FAILURE)
     started = time.monotonic()
     try:
         backup_database(config.server.db_path, dest)

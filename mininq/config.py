@@ -35,6 +35,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 6390
     db_path: str = "mininq.db"
+    database_url: str = ""
     max_body_bytes: int = 1048576
     api_token: str = ""
 
@@ -51,6 +52,8 @@ class WorkerConfig:
     history_days: int = 7
     cleanup_interval_secs: int = 3600
     shutdown_timeout_secs: int = 30
+    heartbeat_interval_secs: int = 2
+    node_timeout_secs: int = 15
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ SHORT_ENV: dict[str, str] = {
     "MININQ_HOST": "server.host",
     "MININQ_PORT": "server.port",
     "MININQ_DB_PATH": "server.db_path",
+    "MININQ_DATABASE_URL": "server.database_url",
     "MININQ_LOG_LEVEL": "logging.level",
     "MININQ_API_TOKEN": "server.api_token",
 }
@@ -115,6 +119,8 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "worker.history_days": (1, 36_500),
     "worker.cleanup_interval_secs": (1, _YEAR_SECS),
     "worker.shutdown_timeout_secs": (0, 86_400),
+    "worker.heartbeat_interval_secs": (1, 3_600),
+    "worker.node_timeout_secs": (2, 86_400),
     "webhooks.max_result_bytes": (0, 2**31 - 1),
     # [defaults] takes what the API takes for a queue's or a job's own value.
     **{
@@ -224,8 +230,29 @@ def _signing_secret(secret: str) -> None:
         raise ValueError("the part after 'whsec_' is empty")
 
 
+def _database_url(url: str) -> None:
+    if url and not url.startswith(POSTGRES_SCHEMES):
+        scheme = url.split("://", 1)[0] if "://" in url else url
+        raise ValueError(
+            f"must be a PostgreSQL URL (postgresql://user:password@host:port/database) "
+            f"or empty for SQLite; got scheme {mask_url(scheme)!r}"
+        )
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ******** (for messages and check-config)."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:)([^@/?#]*)(@.*)$", url)
+    if match is None:
+        return re.sub(r"(password=)[^&]*", rf"\1{MASK}", url)
+    return match.group(1) + MASK + re.sub(r"(password=)[^&]*", rf"\1{MASK}", match.group(3))
+
+
 _STRING_CHECKS: dict[str, Callable[[Any], None]] = {
     "server.host": _not_empty,
+    "server.database_url": _database_url,
     "server.db_path": _not_empty,
     "worker.queues": _queue_names,
     "webhooks.signing_secret": _signing_secret,
@@ -373,5 +400,7 @@ def config_to_toml(config: Config, mask_secrets: bool = True) -> str:
             value = getattr(table, f.name)
             if mask_secrets and value and f"{section}.{f.name}" in SECRET_KEYS:
                 value = MASK
+            elif mask_secrets and f"{section}.{f.name}" == "server.database_url":
+                value = mask_url(value)
             lines.append(f"{f.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -21,15 +21,15 @@ from mininq.config import Config
 from mininq.dashboard import dashboard
 from mininq.engine.process import ENGINE_PROCESS
 from mininq.logs import get_logger
-from mininq.store import open_store
-from mininq.wake import WakeFlag, WakeSender, engine_file
+from mininq.nodes import NodeInfo
+from mininq.store import backend_for
 
 log = get_logger("mininq.app")  # the name its log lines have always carried
 
 ENGINE_WATCH_S = 3.0
 
 
-def add_http(app: Sanic, config: Config, wake_address: str) -> None:
+def add_http(app: Sanic, config: Config, node: NodeInfo) -> None:
     """Register the routes, the auth hook and the HTTP worker's listeners on `app`."""
     app.blueprint(api)
     app.blueprint(dashboard)
@@ -53,8 +53,11 @@ def add_http(app: Sanic, config: Config, wake_address: str) -> None:
     @app.before_server_start
     async def open_resources(app: Sanic):
         app.ctx.started = time.monotonic()
-        app.ctx.store = await open_store(config.server.db_path, config.defaults)
-        app.ctx.waker = WakeSender(wake_address, WakeFlag(engine_file(config.server.db_path)))
+        backend = backend_for(config.server)
+        app.ctx.node = node
+        app.ctx.backend_name = backend.name
+        app.ctx.store = await backend.open_store(config.defaults, node.id)
+        app.ctx.waker = backend.waker(app.ctx.store)
         app.ctx.engine_up = partial(_engine_up, app)
 
     @app.after_server_start
@@ -70,7 +73,7 @@ def add_http(app: Sanic, config: Config, wake_address: str) -> None:
 
     @app.after_server_stop
     async def close_resources(app: Sanic):
-        app.ctx.waker.close()
+        await app.ctx.waker.close()
         await app.ctx.store.close()
 
 

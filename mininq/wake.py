@@ -1,123 +1,22 @@
-"""Waking the engine from the HTTP process: one datagram on a Unix socket.
+"""Wake-ups between the HTTP process and the engine, and between nodes.
 
-The engine binds an abstract-namespace datagram socket (Linux: no file on
-disk, gone when the process dies); the HTTP process sends one byte after a
-commit that makes work due. Several wakes in one event-loop turn coalesce into
-one datagram. A lost datagram only costs latency: the engine still polls every
-`poll_interval_ms`.
+A `Waker` is told after a commit that work may be due; a `WakeListener` sets
+the engine's `Signal`s when some waker, in this node or another, said so. The
+backend provides both (SQLite: a datagram on an abstract Unix socket;
+PostgreSQL: NOTIFY/LISTEN). A lost wake only costs latency: the engine still
+polls every `worker.poll_interval_ms`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import mmap
-import os
-import socket
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 JOBS = b"j"  # jobs may be due
 QUEUES = b"q"  # queue settings changed (or a queue appeared)
 SCHEDULES = b"s"  # schedules changed
-
-
-def address_for(db_path: str) -> str:
-    """The abstract socket name of the engine that delivers from `db_path`.
-
-    Derived from the database file, so that a second mininq serving the API on
-    the same file wakes the engine that holds the file's engine lock (the one
-    that binds this name) rather than its own waiting one. `db_path` is the
-    resolved path (`config.resolve_paths`), as for every file derived from it.
-    """
-    digest = hashlib.sha256(db_path.encode()).hexdigest()[:24]
-    return f"\0mininq-wake-{digest}"
-
-
-def engine_file(db_path: str) -> str:
-    """The engine's file beside the database: its lock (see engine/lock.py) and
-    the wake-pending flag (below)."""
-    return f"{db_path}-engine.lock"
-
-
-class WakeFlag:
-    """One shared byte: "a job wake is pending, the engine has not ticked since".
-
-    Under load most commits find it raised and skip the datagram: the engine
-    clears it at the start of every dispatch pass, before it claims, so a job
-    committed while it was raised is seen by that pass anyway.
-    """
-
-    SIZE = 8
-
-    def __init__(self, path: str) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if os.fstat(fd).st_size < self.SIZE:
-                os.ftruncate(fd, self.SIZE)
-            self._map = mmap.mmap(fd, self.SIZE)
-        finally:
-            os.close(fd)
-
-    def raise_(self) -> bool:
-        """Raise the flag; True if it was down (the caller must send the wake)."""
-        if self._map[0]:
-            return False
-        self._map[0] = 1
-        return True
-
-    def clear(self) -> None:
-        self._map[0] = 0
-
-    def close(self) -> None:
-        self._map.close()
-
-
-class WakeSender:
-    def __init__(self, address: str, flag: WakeFlag | None = None) -> None:
-        self.address = address
-        self._flag = flag
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.setblocking(False)
-        self._scheduled: set[bytes] = set()
-        self._seen_queues: set[str] = set()
-
-    def wake(self, kind: bytes = JOBS) -> None:
-        """Ask the engine to look at `kind` (JOBS, QUEUES or SCHEDULES) now;
-        coalesced per loop turn."""
-        if kind in self._scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._send(kind)
-            return
-        self._scheduled.add(kind)
-        loop.call_soon(self._send, kind)
-
-    def jobs_created(self, queue_names: Iterable[str]) -> None:
-        """Wake for new jobs; also for queue settings when a queue is new to this
-        process (creating a job may have created its queue)."""
-        self.wake(JOBS)
-        for name in queue_names:
-            if name not in self._seen_queues:
-                if len(self._seen_queues) > 10_000:
-                    self._seen_queues.clear()
-                self._seen_queues.add(name)
-                self.wake(QUEUES)
-
-    def _send(self, kind: bytes) -> None:
-        self._scheduled.discard(kind)
-        if kind == JOBS and self._flag is not None and not self._flag.raise_():
-            return  # the engine has a pass coming that will see this commit
-        try:
-            self._sock.sendto(kind, self.address)
-        except OSError:  # engine not up yet, or its buffer is full: it will poll
-            pass
-
-    def close(self) -> None:
-        self._sock.close()
-        if self._flag is not None:
-            self._flag.close()
+KINDS = (JOBS, QUEUES, SCHEDULES)
 
 
 class Signal:
@@ -147,15 +46,30 @@ class Signal:
         return woken
 
 
-class WakeReceiver:
-    """Receives wake datagrams and sets every Signal registered with it."""
+class Waker(ABC):
+    """Sends wakes after commits; never raises (a lost wake costs only latency)."""
 
-    def __init__(self, address: str) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(address)
-        self._sock.setblocking(False)
+    @abstractmethod
+    def wake(self, kind: bytes = JOBS) -> None:
+        """Ask the engines to look at `kind` (JOBS, QUEUES or SCHEDULES) now."""
+
+    @abstractmethod
+    def jobs_created(self, queue_names: Iterable[str]) -> None:
+        """Wake for new jobs of these queues (and for settings, if a queue may be new)."""
+
+    def slots_freed(self, queue_names: Iterable[str]) -> None:
+        """Deliveries of these queues finished: an engine waiting for room in a
+        limit shared with other nodes may claim now. Nothing to do with one engine."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class WakeListener(ABC):
+    """Sets the engine's Signals on wakes of their kind."""
+
+    def __init__(self) -> None:
         self._signals: dict[bytes, list[tuple[Signal, bool]]] = {}
-        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._on_readable)
 
     def signal(self, kind: bytes) -> Signal:
         """A new Signal set on every wake of `kind`."""
@@ -165,20 +79,21 @@ class WakeReceiver:
 
     def attach(self, sig: Signal, kind: bytes, notify: bool = False) -> None:
         """Set `sig` on wakes of `kind`; with notify, also count them as changes
-        made by the other process (`Signal.generation`)."""
+        made by another process (`Signal.generation`)."""
         self._signals.setdefault(kind, []).append((sig, notify))
 
-    def _on_readable(self) -> None:
-        kinds = set()
-        try:
-            while True:
-                kinds.update(self._sock.recv(64))
-        except (BlockingIOError, InterruptedError):
-            pass
-        for kind in kinds:
-            for sig, notify in self._signals.get(bytes([kind]), ()):
+    def deliver(self, kinds: Iterable[bytes]) -> None:
+        """Set the signals of every kind woken."""
+        for kind in set(kinds):
+            for sig, notify in self._signals.get(kind, ()):
                 sig.notify() if notify else sig.set()
 
-    def close(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._sock.fileno())
-        self._sock.close()
+    def wake_all(self) -> None:
+        """Every signal at once: after a gap in which wakes may have been lost."""
+        self.deliver(KINDS)
+
+    def before_claim(self) -> None:
+        """Called by the dispatcher at the start of each pass, before it claims."""
+
+    @abstractmethod
+    async def close(self) -> None: ...

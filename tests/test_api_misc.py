@@ -27,6 +27,7 @@ FILE_TOKEN = "token-from-the-file"
 # The route table of SPEC §5, in its order.
 SPEC_ROUTES = [
     ("GET", "/health"),
+    ("GET", "/nodes"),  # §9
     ("POST", "/jobs"),
     ("POST", "/jobs/batch"),
     ("GET", "/jobs"),
@@ -73,7 +74,10 @@ SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.
 
 def test_health(api):
     resp = api.get("/health")
-    assert resp.expect(200) == {"status": "ok", "version": mininq.__version__}
+    body = resp.expect(200)
+    assert body == {"status": "ok", "version": mininq.__version__, "database": "sqlite",
+                    "node": body["node"]}
+    assert [n["id"] for n in api.get("/nodes").expect(200)] == [body["node"]]
     assert resp.headers["content-type"].startswith("application/json")
 
 
@@ -184,7 +188,7 @@ def router_routes() -> set[tuple[str, str]]:
     Built in a child process: Sanic keeps a registry of app names per process."""
     code = (
         "import json; from mininq.config import load_config; from mininq.app import create_app\n"
-        "app = create_app(load_config(None, overrides={}), 'unused')\n"
+        "app = create_app(load_config(None, overrides={}))\n"
         "print(json.dumps([[m, r.path] for r in app.router.routes for m in r.methods]))\n"
     )
     out = subprocess.run(
@@ -469,6 +473,7 @@ def test_every_route_works_with_the_token(token_server):
         assert c.get("/metrics/prometheus").status == 200
         call("GET", "/openapi.json", 200)
         call("GET", "/health", 200)
+        call("GET", "/nodes", 200)
         done.add(("GET", "/dashboard"))
         dashboard = c.get("/dashboard")
         assert dashboard.status == 200 and "text/html" in dashboard.headers["content-type"]

@@ -227,8 +227,23 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "string", "enum": ["ok", "error"]},
             "version": {"type": "string"},
             "error": {"type": "string", "description": "only when status is error"},
+            "database": {"type": "string", "enum": ["sqlite", "postgresql"]},
+            "node": {"type": "string", "description": "id of the node that answered"},
         },
-        ["status", "version"],
+        ["status", "version", "database", "node"],
+    ),
+    "Node": _closed(
+        {
+            "id": {"type": "string"},
+            "hostname": {"type": "string"},
+            "pid": _int(1, None, "the node's main process"),
+            "version": {"type": "string"},
+            "started_at": TIME,
+            "last_seen_at": {**TIME, "description": "its last heartbeat"},
+            "in_flight": _int(0, None, "deliveries in flight as of its last heartbeat"),
+            "alive": {"type": "boolean"},
+            "self": {"type": "boolean", "description": "the node that answered"},
+        }
     ),
     "Unhealthy": _closed(
         {
@@ -546,6 +561,13 @@ PATHS: dict[str, dict[str, Any]] = {
             tag="schedules",
         ),
     },
+    "/nodes": {
+        "get": _op(
+            "The nodes sharing this database (one with SQLite); dead ones for an hour",
+            {"200": _ok("nodes", _array("Node"))},
+            tag="system",
+        ),
+    },
     "/metrics": {
         "get": _op("Counts as JSON", {"200": _ok("metrics", _ref("Metrics"))}, tag="system"),
     },
@@ -602,7 +624,11 @@ SCHEMAS["HistoryMinute"] = _closed(
 PATHS["/metrics/history"] = {
     "get": _op(
         "Per-minute activity, oldest first; the last object is the current minute",
-        {"200": _ok("one object per minute", _array("HistoryMinute"))},
+        {
+            "200": _ok("one object per minute", _array("HistoryMinute")),
+            "501": _ok("the database backend keeps no history (PostgreSQL, for now)",
+                       _ref("Error")),
+        },
         errors=("400",),
         parameters=[
             _param("minutes", "query", {**_int(1, 10_080), "default": 60}, "how many minutes"),

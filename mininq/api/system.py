@@ -1,4 +1,4 @@
-"""/health, /metrics (JSON) and /metrics/prometheus."""
+"""/health, /nodes, /metrics (JSON) and /metrics/prometheus."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from mininq import __version__
 from mininq.api.responses import json_response
-from mininq.clock import now_ms
+from mininq.clock import now_ms, to_rfc3339
 from mininq.faults import FAULTS
 from mininq.store import Unavailable
-from mininq.store.sqlite.dispatch import HISTOGRAM_BUCKETS
+from mininq.store.rules import HISTOGRAM_BUCKETS, STATUSES
 
 bp = Blueprint("system")
-STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 
 
 @bp.get("/health")
@@ -28,9 +27,30 @@ async def health(request: Request):
     except Exception as exc:  # noqa: BLE001 - any failure to write means "not healthy"
         return json_response(
             {"error": f"database: can't be written ({exc})", "status": 503,
-             "version": __version__}, 503
+             "version": __version__, **_where(request)}, 503
         )
-    return json_response({"status": "ok", "version": __version__})
+    return json_response({"status": "ok", "version": __version__, **_where(request)})
+
+
+def _where(request: Request) -> dict:
+    """Which database this node uses, and which node answered."""
+    return {"database": request.app.ctx.backend_name, "node": request.app.ctx.node.id}
+
+
+@bp.get("/nodes")
+async def nodes(request: Request):
+    ctx = request.app.ctx
+    rows = await ctx.store.list_nodes(ctx.node, ctx.config.worker.node_timeout_secs * 1000)
+    return json_response([render_node(r) for r in rows])
+
+
+def render_node(row: dict) -> dict:
+    return {
+        "id": row["id"], "hostname": row["hostname"], "pid": row["pid"],
+        "version": row["version"], "started_at": to_rfc3339(row["started_at"]),
+        "last_seen_at": to_rfc3339(row["last_seen_at"]), "in_flight": row["in_flight"],
+        "alive": bool(row["alive"]), "self": bool(row["self"]),
+    }
 
 
 @bp.get("/metrics")

@@ -75,6 +75,12 @@ async def schedules(app: Sanic) -> dict[str, Any]:
     return {"schedules": rows[:SCHEDULES_SHOWN], "more_schedules": len(rows) > SCHEDULES_SHOWN}
 
 
+async def nodes(app: Sanic) -> dict[str, Any]:
+    rows = await app.ctx.store.list_nodes(app.ctx.node,
+                                          app.ctx.config.worker.node_timeout_secs * 1000)
+    return {"nodes": rows}
+
+
 # (range, queue) -> (reuse until, window start, rows); see Range.reread_s.
 _HISTORY_READS: dict[tuple[str, str | None], tuple[float, int, list]] = {}
 _HISTORY_READS_KEPT = 64
@@ -113,4 +119,5 @@ async def chart(app: Sanic, args: dict[str, str]) -> dict[str, Any]:
         "chart_narrow": charts.svg(points, rng, queue, narrow=True),
         "chart_totals": charts.summary(points),
         "chart_per": rng.per,
+        "history_kept": app.ctx.store.keeps_history,
     }

@@ -59,6 +59,7 @@ async def page(request: Request) -> HTTPResponse:
         jobs_html=_part("_jobs.html", base_url=_base_url(request), **await data.jobs(app, flt)),
         detail_html=detail,
         schedules_html=_part("_schedules.html", **await data.schedules(app)),
+        nodes_html=_part("_nodes.html", **await data.nodes(app)),
         **queues,
     )
     return html(body)
@@ -67,6 +68,11 @@ async def page(request: Request) -> HTTPResponse:
 @bp.get("/dashboard/fragments/stats")
 async def stats(request: Request) -> HTTPResponse:
     return fragment(request, "_stats.html", oob=True, **await data.stats(request.app))
+
+
+@bp.get("/dashboard/fragments/nodes")
+async def nodes(request: Request) -> HTTPResponse:
+    return fragment(request, "_nodes.html", **await data.nodes(request.app))
 
 
 @bp.get("/dashboard/fragments/queues")

@@ -1,8 +1,10 @@
 """The claim loop: lease due jobs within every limit and start their deliveries.
 
-Limits, all enforced here because this engine is the only one delivering
-from the file (see `lock.py`): `worker.concurrency` in flight overall, each
-queue's `max_concurrency`, each queue's token bucket. Free slots are dealt to
+Limits: `worker.concurrency` in flight overall, always here. Each queue's
+`max_concurrency` and token bucket are enforced here when this engine is the
+only one delivering (SQLite, see `store/sqlite/liveness.py`); with a backend
+shared by several nodes (`Store.global_limits`) the store's claim enforces them
+across nodes and `next_due` leaves out queues without room. Free slots are dealt to
 queues round-robin, starting one queue further on each pass, so a large
 backlog can't starve a small queue. Between passes the loop sleeps until the
 earliest moment something can change: a delayed job or retry becoming due, a
@@ -23,7 +25,7 @@ from mininq.engine.finisher import Finisher
 from mininq.engine.ratelimit import TokenBucket
 from mininq.logs import get_logger, log_event
 from mininq.store import Store
-from mininq.wake import Signal, WakeFlag
+from mininq.wake import Signal, WakeListener
 
 log = get_logger("mininq.engine")
 
@@ -52,13 +54,13 @@ def deal(free: int, room: dict[str, int], order: list[str]) -> dict[str, int]:
 
 class Dispatcher:
     def __init__(self, config: Config, store: Store, deliverer: Deliverer, finisher: Finisher,
-                 signal: Signal, wake_flag: WakeFlag | None = None) -> None:
+                 signal: Signal, listener: WakeListener | None = None) -> None:
         self.config = config
         self.store = store
         self.deliverer = deliverer
         self.finisher = finisher
         self.signal = signal
-        self.wake_flag = wake_flag
+        self.listener = listener
         self.in_flight: Counter[str] = Counter()
         self.tasks: set[asyncio.Task] = set()
         self.buckets: dict[str, tuple[float, float, TokenBucket]] = {}
@@ -138,8 +140,8 @@ class Dispatcher:
         With `probe` (the sleep ran out, nobody woke us) it first asks which
         queues have anything due, a read, so an idle engine never takes the
         write lock just to find nothing."""
-        if self.wake_flag is not None:
-            self.wake_flag.clear()  # before claiming: later commits must wake us again
+        if self.listener is not None:
+            self.listener.before_claim()
         now = now_ms()
         defaults = self.config.defaults
         free = self.config.worker.concurrency - self.total_in_flight
@@ -153,7 +155,9 @@ class Dispatcher:
         for q in queues:
             limit = q["max_concurrency"] or defaults.queue_max_concurrency
             space = limit - self.in_flight[q["name"]]
-            bucket = self._bucket(q, now)
+            # With limits kept by the store across nodes, its claim enforces
+            # the bucket; a bucket here would only be this node's share.
+            bucket = None if self.store.global_limits else self._bucket(q, now)
             if bucket is not None:
                 buckets[q["name"]] = bucket
                 tokens = bucket.available(now)

@@ -4,6 +4,7 @@ finished while the previous batch was being written."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 
 from mininq.faults import FAULTS
 from mininq.logs import get_logger
@@ -13,8 +14,10 @@ log = get_logger("mininq.engine")
 
 
 class Finisher:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store,
+                 written: Callable[[Iterable[str]], None] = lambda queues: None) -> None:
         self.store = store
+        self._written = written  # told the queues of every batch written
         self._buffer: list[dict] = []
         self._task: asyncio.Task | None = None
 
@@ -30,6 +33,7 @@ class Finisher:
             try:
                 await self.store.finish(batch)
                 delay = 0.05
+                self._written({o["queue_name"] for o in batch})
             except Exception as exc:
                 # Keep the outcomes and try again: losing them would re-deliver jobs.
                 if isinstance(exc, Unavailable):

@@ -7,6 +7,7 @@ import asyncio
 import os
 
 from mininq.config import Config
+from mininq.nodes import NodeInfo
 
 # The name it is managed under; Sanic calls the process "Sanic-<name>-<index>".
 ENGINE = "mininq-engine"
@@ -19,16 +20,16 @@ ENGINE_PROCESS = f"Sanic-{ENGINE}-0"
 ENGINE_NICE = 10
 
 
-def run_engine(settings: Config, wake_address: str) -> None:
+def run_engine(settings: Config, node: NodeInfo) -> None:
     """Sanic passes a `config` kwarg to targets that take one on restart, so this
     parameter is named `settings`."""
     try:
-        _run(settings, wake_address)
+        _run(settings, node)
     except KeyboardInterrupt:  # stopped while still starting, before our handlers
         pass
 
 
-def _run(settings: Config, wake_address: str) -> None:
+def _run(settings: Config, node: NodeInfo) -> None:
     from mininq.engine.runner import Engine
     from mininq.logs import setup_logging
 
@@ -40,4 +41,4 @@ def _run(settings: Config, wake_address: str) -> None:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop ships with sanic on Linux
         runner = asyncio.run
-    runner(Engine(settings, wake_address).run())
+    runner(Engine(settings, node).run())

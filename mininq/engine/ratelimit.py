@@ -64,6 +64,21 @@ class TokenBucket:
             return 0
         return max(1, math.ceil(missing * 1000 / self.rate_per_sec - _EPSILON))
 
+    @classmethod
+    def from_state(cls, rate_per_sec: float, burst: float, tokens: float | None,
+                   updated_ms: int | None, now_ms: int) -> TokenBucket:
+        """A bucket as stored elsewhere (a database row shared by nodes); no
+        stored state means a full bucket."""
+        bucket = cls(rate_per_sec, burst, now_ms)
+        if tokens is not None and updated_ms is not None:
+            bucket._tokens = min(bucket.capacity, max(0.0, float(tokens)))
+            bucket._updated_ms = updated_ms
+        return bucket
+
+    def state(self) -> tuple[float, int]:
+        """(tokens, as of epoch ms) to store and rebuild with `from_state`."""
+        return self._tokens, self._updated_ms
+
     def reconfigure(self, rate_per_sec: float, burst: float, now_ms: int) -> None:
         """New limits from `PUT /queues`; tokens already earned are kept, up to the new burst."""
         self._refill(now_ms)

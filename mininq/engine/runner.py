@@ -1,8 +1,8 @@
 """The engine: everything the managed background process does, started and
 stopped in order.
 
-Start: open the store, take the engine lock (one engine per file), recover
-jobs left running by a dead process, then run dispatch, reaper, scheduler and
+Start: open the store, become a live node (SQLite: take the engine lock, one
+engine per file), recover jobs left running by dead engines, then run dispatch, reaper, scheduler and
 cleanup under supervision. Stop (SIGTERM or SIGINT): stop claiming, let
 deliveries in flight finish for up to `shutdown_timeout_secs`, interrupt the
 rest back to pending, write every outcome, close.
@@ -19,23 +19,21 @@ from mininq.engine.cleanup import run_cleanup
 from mininq.engine.delivery import Deliverer
 from mininq.engine.dispatcher import Dispatcher
 from mininq.engine.finisher import Finisher
-from mininq.engine.lock import EngineLock
-from mininq.engine.reaper import recover_after_stop, run_reaper
+from mininq.engine.reaper import recover_after_stop, run_heartbeat, run_reaper
 from mininq.engine.scheduler import run_scheduler
 from mininq.engine.supervisor import supervise
 from mininq.logs import get_logger, log_event
-from mininq.store import open_store
-from mininq.wake import JOBS, QUEUES, SCHEDULES, Signal, WakeFlag, WakeReceiver, engine_file
+from mininq.nodes import Liveness, NodeInfo
+from mininq.store import Backend, Store, backend_for
+from mininq.wake import JOBS, QUEUES, SCHEDULES, Signal
 
 log = get_logger("mininq.engine")
 
-LOCK_RETRY_S = 5.0
-
 
 class Engine:
-    def __init__(self, config: Config, wake_address: str) -> None:
+    def __init__(self, config: Config, node: NodeInfo) -> None:
         self.config = config
-        self.wake_address = wake_address
+        self.node = node
         self.stopping = False
         self._stop = asyncio.Event()
 
@@ -49,38 +47,37 @@ class Engine:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        lock = EngineLock(self.config.server.db_path)
-        while not lock.try_acquire():
-            log_event(log, logging.WARNING, "another mininq engine delivers from this database; "
-                      "waiting for it to stop", lock=lock.path)
-            try:
-                await asyncio.wait_for(self._stop.wait(), LOCK_RETRY_S)
-                return
-            except TimeoutError:
-                pass
+        backend = backend_for(self.config.server)
+        store = await backend.open_store(self.config.defaults, self.node.id,
+                                         durable_writes=False)
         try:
-            await self._run_locked()
+            liveness = backend.liveness(store, self.node, self.config.worker)
+            if not await liveness.acquire(lambda: self.stopping):
+                return
+            try:
+                await self._run_live(backend, store, liveness)
+            finally:
+                await liveness.release()
         finally:
-            lock.release()
+            await store.close()
 
-    async def _run_locked(self) -> None:
+    async def _run_live(self, backend: Backend, store: Store, liveness: Liveness) -> None:
         cfg = self.config
-        store = await open_store(cfg.server.db_path, cfg.defaults)
-        wake = WakeReceiver(self.wake_address)
+        wake = await backend.listener(store)
+        waker = backend.waker(store)
         deliverer = Deliverer(cfg.worker.concurrency, cfg.webhooks.signing_secret,
                               cfg.webhooks.max_result_bytes)
         await deliverer.open()
-        finisher = Finisher(store)
+        finisher = Finisher(store, waker.slots_freed)
         dispatch_signal = wake.signal(JOBS)
         wake.attach(dispatch_signal, QUEUES, notify=True)
         schedule_signal = wake.signal(SCHEDULES)
         reaper_signal, cleanup_signal = Signal(), Signal()
-        flag = WakeFlag(engine_file(cfg.server.db_path))
-        dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal, flag)
+        dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal, wake)
         try:
-            recovered = await recover_after_stop(store)
+            recovered = await recover_after_stop(liveness)
             log_event(log, logging.INFO, "engine started", recovered=recovered,
-                      concurrency=cfg.worker.concurrency)
+                      concurrency=cfg.worker.concurrency, node=self.node.id)
             stopping = lambda: self.stopping
             loops = [
                 supervise("dispatch", dispatcher.run, stopping),
@@ -93,6 +90,9 @@ class Engine:
                 supervise("cleanup", lambda: run_cleanup(
                     store, cfg.worker, cleanup_signal, stopping), stopping),
             ]
+            if liveness.interval_s:
+                loops.append(supervise("heartbeat", lambda: run_heartbeat(
+                    liveness, dispatch_signal, stopping), stopping))
             tasks = [asyncio.create_task(c) for c in loops]
             await self._stop.wait()
             for sig in (schedule_signal, reaper_signal, cleanup_signal):
@@ -104,7 +104,6 @@ class Engine:
             await finisher.flush()
             log_event(log, logging.INFO, "engine stopped")
         finally:
-            wake.close()
-            flag.close()
+            await wake.close()
+            await waker.close()
             await deliverer.close()
-            await store.close()

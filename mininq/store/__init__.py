@@ -1,31 +1,32 @@
-"""Storage: the only layer that speaks SQL. `open_store` picks the backend."""
+"""Storage: the only layer that speaks SQL. `backend_for` picks the backend
+from `server.database_url`: empty means SQLite at `server.db_path`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mininq.store.base import Store
-from mininq.store.errors import Conflict, DatabaseRefused, NotFound, StoreError, Unavailable
+from mininq.store.base import Backend, Store
+from mininq.store.errors import (
+    Conflict,
+    DatabaseRefused,
+    NotFound,
+    StartupError,
+    StoreError,
+    Unavailable,
+)
 
 __all__ = [
-    "Conflict", "DatabaseRefused", "NotFound", "Store", "StoreError", "Unavailable",
-    "open_store", "prepare_database",
+    "Backend", "Conflict", "DatabaseRefused", "NotFound", "StartupError", "Store",
+    "StoreError", "Unavailable", "backend_for",
 ]
 
 
-def prepare_database(db_path: str) -> None:
-    """Create or migrate the database before any process opens it; DatabaseRefused
-    (nothing written) when the file is not a mininq database."""
-    from mininq.store.sqlite import migrate_file
-    from mininq.store.sqlite.identity import check_database_file
+def backend_for(server: Any) -> Backend:
+    """The backend the server configuration names."""
+    if server.database_url:
+        from mininq.store.postgres import PostgresBackend
 
-    check_database_file(db_path)
-    migrate_file(db_path)
+        return PostgresBackend(server.database_url)
+    from mininq.store.sqlite import SqliteBackend
 
-
-async def open_store(db_path: str, defaults: Any) -> Store:
-    from mininq.store.sqlite import SqliteStore
-
-    store = SqliteStore(db_path, defaults)
-    await store.open()
-    return store
+    return SqliteBackend(server.db_path)

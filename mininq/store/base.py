@@ -8,9 +8,18 @@ Rows come back as plain dicts: times are epoch milliseconds, `payload` and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
+
+from mininq.nodes import Liveness, NodeInfo
+from mininq.wake import WakeListener, Waker
 
 
 class Store(ABC):
+    # True when the backend enforces each queue's max_concurrency and token
+    # bucket itself, across every node, inside `claim` (and `next_due` answers
+    # only for queues with room); False when the one engine enforces them.
+    global_limits = False
+
     # -- lifecycle --------------------------------------------------------
     @abstractmethod
     async def open(self) -> None: ...
@@ -103,12 +112,51 @@ class Store(ABC):
     async def checkpoint(self) -> None: ...
 
     # -- history (SPEC §11) -------------------------------------------------------
-    @abstractmethod
+    # Whether this backend writes the per-minute rollups (in create_jobs, finish
+    # and reap). The PostgreSQL backend does not yet: its API answers 501 for
+    # /metrics/history and the dashboard says so instead of drawing zeros.
+    keeps_history = False
+
     async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
         """Per-minute rollups of [start, end) summed per `step_ms` bucket, of one
         queue or all: (bucket start, *mininq.metrics.history.COLUMNS) for the
-        buckets that have any. Rollups are written by create_jobs, finish and
-        reap in their own transactions."""
-    @abstractmethod
+        buckets that have any."""
+        return []
+
     async def prune_history(self, before: int, batch: int) -> int:
         """Delete up to `batch` rollup rows of minutes before `before`; how many went."""
+        return 0
+
+    # -- nodes --------------------------------------------------------------
+    @abstractmethod
+    async def list_nodes(self, me: NodeInfo, timeout_ms: int) -> list[dict]:
+        """{id, hostname, pid, version, started_at, last_seen_at, in_flight, alive,
+        self} per node, `self` for `me`; times in epoch ms."""
+
+
+class Backend(ABC):
+    """A kind of database: how to prepare it, open it, wake through it and
+    know which engines are alive. `mininq.store.backend_for` picks one."""
+
+    name: str  # "sqlite" or "postgresql", as /health reports it
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Create or migrate the schema (main process, before any child starts);
+        raises StartupError with a message for the user."""
+
+    @abstractmethod
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
+        """A store for this process; `node_id` marks the jobs its claims lease.
+        `durable_writes` False (the engine) lets the backend commit without
+        waiting for the disk where a lost write only means a delivery again."""
+
+    @abstractmethod
+    def waker(self, store: Store) -> Waker: ...
+
+    @abstractmethod
+    async def listener(self, store: Store) -> WakeListener: ...
+
+    @abstractmethod
+    def liveness(self, store: Store, node: NodeInfo, worker: Any) -> Liveness: ...

@@ -13,6 +13,11 @@ class Conflict(StoreError):
     """The thing exists already, or is in a state that forbids the change (HTTP 409)."""
 
 
+class StartupError(StoreError):
+    """The database can't be used at start (unreachable, refused, too new);
+    the message names the setting to fix and never holds a password."""
+
+
 class DatabaseRefused(StoreError):
     """mininq won't open this database (not ours, damaged, or from a newer mininq);
     the message names the file. Raised at start-up, before anything is written."""

@@ -177,6 +177,7 @@ def _kill_if_same(pid: int, start: int) -> None:
 class MininqServer:
     """One mininq server process on 127.0.0.1, with its own workdir, DB and log.
 
+    `database_url` makes it a node of that PostgreSQL database (`--database-url`).
     `command` replaces the program (`[sys.executable, "-m", "mininq"]` or
     MININQ_TEST_BINARY); it exists so the harness can test itself with a
     stand-in server. The arguments `serve --host ... --port ... --db-path ...
@@ -194,6 +195,7 @@ class MininqServer:
         port: int | None = None,
         *,
         command: list[str] | None = None,
+        database_url: str = "",
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +208,7 @@ class MininqServer:
             self.config_path.write_text(config_toml)
         self.env = dict(env or {})
         self.args = list(args or [])
+        self.database_url = database_url
         self._program = list(command) if command else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None
@@ -241,6 +244,8 @@ class MininqServer:
             program = [sys.executable, "-m", "mininq"]
         argv = program + ["serve", "--host", self.host, "--port", str(self.port)]
         argv += ["--db-path", str(self.db_path)]
+        if self.database_url:
+            argv += ["--database-url", self.database_url]
         if self.config_path:
             argv += ["--config", str(self.config_path)]
         return argv + self.args

@@ -7,12 +7,16 @@ from typing import Any
 
 from mininq.clock import now_ms
 from mininq.faults import FAULTS
-from mininq.store.base import Store
+from mininq.nodes import Liveness, NodeInfo
+from mininq.store.base import Backend, Store
 from mininq.store.sqlite import dispatch, history, jobs, queues, schedules, stats
 from mininq.store.sqlite.connection import Database, connect_sync
+from mininq.store.sqlite.liveness import FileLockLiveness
 from mininq.store.sqlite.schema import SchemaTooNew, migrate
+from mininq.store.sqlite.wake import WakeFlag, WakeReceiver, WakeSender, address_for, engine_file
+from mininq.wake import WakeListener, Waker
 
-__all__ = ["SchemaTooNew", "SqliteStore", "migrate_file"]
+__all__ = ["SchemaTooNew", "SqliteBackend", "SqliteStore", "migrate_file"]
 
 ROOM_CHECK_BYTES = 256 * 1024  # about what a batch of a hundred 2 KiB jobs needs
 
@@ -24,6 +28,38 @@ def migrate_file(path: str) -> int:
         return migrate(conn)
     finally:
         conn.close()
+
+
+class SqliteBackend(Backend):
+    """One file, one engine (its file lock), wakes on an abstract Unix socket."""
+
+    name = "sqlite"
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+
+    def prepare(self) -> None:
+        """Refuse a file that is not a mininq database (DatabaseRefused, nothing
+        written), then create or migrate it."""
+        from mininq.store.sqlite.identity import check_database_file
+
+        check_database_file(self.db_path)
+        migrate_file(self.db_path)
+
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
+        store = SqliteStore(self.db_path, defaults)
+        await store.open()
+        return store
+
+    def waker(self, store: Store) -> Waker:
+        return WakeSender(address_for(self.db_path), WakeFlag(engine_file(self.db_path)))
+
+    async def listener(self, store: Store) -> WakeListener:
+        return WakeReceiver(address_for(self.db_path), WakeFlag(engine_file(self.db_path)))
+
+    def liveness(self, store: Store, node: NodeInfo, worker: Any) -> Liveness:
+        return FileLockLiveness(self.db_path, store)
 
 
 class SqliteStore(Store):
@@ -162,8 +198,18 @@ class SqliteStore(Store):
     async def checkpoint(self) -> None:
         await self.db.exclusive(dispatch.checkpoint)
 
+    keeps_history = True
+
     async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
         return await self.db.read(history.sums, start, end, step_ms, queue)
 
     async def prune_history(self, before: int, batch: int) -> int:
         return await self.db.write(history.prune, before, batch)
+
+    async def list_nodes(self, me: NodeInfo, timeout_ms: int) -> list[dict]:
+        """One node: this server, the only one a file can have delivering."""
+        running = sum(r["n"] for r in await self.db.read(stats.job_counts)
+                      if r["status"] == "running")
+        return [{"id": me.id, "hostname": me.hostname, "pid": me.pid, "version": me.version,
+                 "started_at": me.started_at, "last_seen_at": now_ms(), "in_flight": running,
+                 "alive": True, "self": True}]

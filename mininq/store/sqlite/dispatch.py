@@ -4,11 +4,17 @@ delete finished jobs past retention."""
 from __future__ import annotations
 
 import sqlite3
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 
 from mininq.metrics import history as rollup
+from mininq.store.rules import (
+    LEASE_EXPIRED,
+    LEASE_LOST,
+    STATUS_AFTER,
+    delivery_counters,
+    lost_attempt,
+)
 from mininq.store.sqlite import counts, history
 
 _CLAIM = """
@@ -39,9 +45,6 @@ INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, out
 VALUES (:id, :attempt, :started_at, :duration_ms, :status_code, :outcome, :error)
 """
 
-# A delivery's outcome and the status its job takes.
-_STATUS_AFTER = {"completed": "completed", "retry": "pending", "dead": "dead"}
-
 _REAP = """
 UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
     visible_at = :now, lease_until = NULL, updated_at = :now, last_error = :error,
@@ -49,12 +52,6 @@ UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pendi
 WHERE status = 'running' AND lease_until < :before
 RETURNING id, queue_name, attempt, started_at, status
 """
-
-# The lost attempt's error, by why the job was still running: its process
-# died (start-up recovery: the engine lock proves it), or its lease ran out
-# under a live engine.
-LEASE_LOST = "delivery interrupted: the process delivering it stopped before an answer"
-LEASE_EXPIRED = "delivery interrupted: no outcome was recorded before its lease ran out"
 
 
 def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int) -> list[dict]:
@@ -100,7 +97,7 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     """
     params = []
     for o in outcomes:
-        status = _STATUS_AFTER[o["outcome"]]
+        status = STATUS_AFTER[o["outcome"]]
         params.append(
             {
                 "status": status,
@@ -130,7 +127,7 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
         counts.moved(deltas, queue_of[p["id"]], "running", p["status"])
     counts.bump(conn, deltas)
     conn.executemany(_ATTEMPT, outcomes)
-    counts.add(conn, _delivery_counters(outcomes))
+    counts.add(conn, delivery_counters(outcomes))
     # History counts the attempts that took effect: one the reaper took back
     # was counted there as lost.
     applied = outcomes if len(params) == len(outcomes) else _applied(outcomes, params)
@@ -156,38 +153,6 @@ def _running(conn: sqlite3.Connection, params: list[dict]) -> set[tuple[str, int
     }
 
 
-HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_BUCKET_KEYS = tuple(repr(le) for le in HISTOGRAM_BUCKETS)
-
-
-def _delivery_counters(outcomes: list[dict]) -> dict[tuple[str, str, str], float]:
-    """What a batch of outcomes adds to the /metrics counters: deliveries per
-    outcome and the duration histogram, whose buckets are cumulative (each
-    counts the deliveries at or under its bound), as Prometheus reads them.
-    Each delivery is binned once and the buckets summed per batch: bumping
-    every bucket per delivery was a tenth of the engine's SQLite time."""
-    bumps: dict[tuple[str, str, str], float] = {}
-    bins: dict[str, list[int]] = {}
-    for o in outcomes:
-        q = o["queue_name"]
-        seconds = o["duration_ms"] / 1000
-        key = ("deliveries", q, o["outcome"])
-        bumps[key] = bumps.get(key, 0) + 1
-        key = ("delivery_seconds_sum", q, "")
-        bumps[key] = bumps.get(key, 0) + seconds
-        if q not in bins:
-            bins[q] = [0] * (len(HISTOGRAM_BUCKETS) + 1)  # the last: above every bound
-        bins[q][bisect_left(HISTOGRAM_BUCKETS, seconds)] += 1
-    for q, counted in bins.items():
-        bumps[("delivery_seconds_count", q, "")] = sum(counted)
-        at_or_under = 0
-        for key, n in zip(_BUCKET_KEYS, counted):
-            at_or_under += n
-            if at_or_under:
-                bumps[("delivery_seconds_bucket", q, key)] = at_or_under
-    return bumps
-
-
 def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = False) -> list[dict]:
     """Jobs running with a lease older than `before` go back to pending, or to
     dead when no retries are left; the lost attempt is recorded and counted,
@@ -199,17 +164,7 @@ def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = F
         counts.moved(deltas, r["queue_name"], "running", r["status"])
     counts.bump(conn, deltas)
     history.record(conn, rollup.of_lost(rows, now))
-    conn.executemany(
-        _ATTEMPT,
-        [
-            {
-                "id": r["id"], "attempt": r["attempt"], "started_at": r["started_at"] or now,
-                "duration_ms": max(0, now - (r["started_at"] or now)), "status_code": None,
-                "outcome": "dead" if r["status"] == "dead" else "retry", "error": error,
-            }
-            for r in rows
-        ],
-    )
+    conn.executemany(_ATTEMPT, [lost_attempt(r, now, error) for r in rows])
     return rows
 
 

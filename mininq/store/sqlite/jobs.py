@@ -9,10 +9,9 @@ from typing import Any
 from mininq.ids import uuid7
 from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
+from mininq.store.rules import STATUSES, resolve_job_defaults
 from mininq.store.sqlite import counts, history
-from mininq.store.sqlite.queues import ensure_queue, resolve_job_defaults
-
-STATUSES = ("pending", "running", "completed", "dead", "cancelled")
+from mininq.store.sqlite.queues import ensure_queue
 
 COLUMNS = (
     "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from typing import Any
 
 from mininq.store.errors import Conflict, NotFound
+from mininq.store.rules import SETTING_FIELDS, with_counts
 from mininq.store.sqlite import counts, rows
-
-JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
-SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS, "paused")
-COUNT_STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 
 
 def ensure_queue(conn: sqlite3.Connection, name: str, now: int) -> sqlite3.Row:
@@ -23,19 +19,6 @@ def ensure_queue(conn: sqlite3.Connection, name: str, now: int) -> sqlite3.Row:
             (name, now, now),
         ).fetchone()
     return row
-
-
-def resolve_job_defaults(spec: dict, queue: Any, defaults: Any) -> dict:
-    """A job's own value, else the queue's, else the global default."""
-    out = {}
-    for field in JOB_DEFAULT_FIELDS:
-        value = spec.get(field)
-        if value is None and queue is not None:
-            value = queue[field]
-        if value is None:
-            value = getattr(defaults, field)
-        out[field] = value
-    return out
 
 
 def _counts(conn: sqlite3.Connection, name: str | None = None) -> dict[str, dict[str, int]]:
@@ -50,24 +33,17 @@ def _counts(conn: sqlite3.Connection, name: str | None = None) -> dict[str, dict
     return out
 
 
-def _with_counts(row: sqlite3.Row, counts: dict[str, int]) -> dict:
-    queue = dict(row)
-    for status in COUNT_STATUSES:
-        queue[status] = counts.get(status, 0)
-    return queue
-
-
 def get_queue(conn: sqlite3.Connection, name: str) -> dict:
     row = conn.execute("SELECT * FROM queues WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"queue {name!r} not found")
-    return _with_counts(row, _counts(conn, name).get(name, {}))
+    return with_counts(row, _counts(conn, name).get(name, {}))
 
 
 def list_queues(conn: sqlite3.Connection) -> list[dict]:
     counts = _counts(conn)
     return [
-        _with_counts(row, counts.get(row["name"], {}))
+        with_counts(row, counts.get(row["name"], {}))
         for row in conn.execute("SELECT * FROM queues ORDER BY name")
     ]
 

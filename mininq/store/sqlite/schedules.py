@@ -7,14 +7,11 @@ from typing import Any
 
 from mininq.ids import uuid7
 from mininq.store.errors import NotFound
+from mininq.store.rules import SCHEDULE_FIELDS as FIELDS
+from mininq.store.rules import schedule_job_spec as _job_spec
 from mininq.store.sqlite import counts, rows
 from mininq.store.sqlite.jobs import create_job
 from mininq.store.sqlite.queues import ensure_queue
-
-FIELDS = (
-    "cron_expression", "timezone", "callback_url", "queue_name", "payload", "headers",
-    "max_retries", "timeout_ms", "enabled", "next_run_at",
-)
 
 
 def get_schedule(conn: sqlite3.Connection, schedule_id: str) -> dict:
@@ -54,19 +51,6 @@ def update_schedule(conn: sqlite3.Connection, schedule_id: str, changes: dict, n
 def delete_schedule(conn: sqlite3.Connection, schedule_id: str) -> None:
     if conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 0:
         raise NotFound(f"schedule {schedule_id} not found")
-
-
-def _job_spec(schedule: dict, fire_ms: int) -> dict:
-    return {
-        "queue_name": schedule["queue_name"],
-        "callback_url": schedule["callback_url"],
-        "payload": schedule["payload"],
-        "headers": schedule["headers"],
-        "max_retries": schedule["max_retries"],
-        "timeout_ms": schedule["timeout_ms"],
-        "schedule_id": schedule["id"],
-        "visible_at": fire_ms,
-    }
 
 
 def trigger_schedule(conn: sqlite3.Connection, schedule_id: str, defaults: Any, now: int) -> dict:

@@ -1,0 +1,178 @@
+"""SQL for jobs as the API sees them: create, read, list, cancel, retry."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import asyncpg
+
+from mininq.ids import uuid7
+from mininq.store.errors import Conflict, NotFound
+from mininq.store.postgres import counts
+from mininq.store.postgres.queues import ensure_queue
+from mininq.store.rules import STATUSES, resolve_job_defaults
+
+COLUMNS = (
+    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
+    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
+    "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
+    "created_at", "updated_at", "result", "last_error", "schedule_id",
+)
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
+_TYPES = {
+    "priority": "int4", "max_retries": "int4", "attempt": "int4", "base_delay_ms": "int8",
+    "max_delay_ms": "int8", "timeout_ms": "int8", "visible_at": "int8", "lease_until": "int8",
+    "started_at": "int8", "completed_at": "int8", "created_at": "int8", "updated_at": "int8",
+}
+_INSERT_MANY = (
+    f"INSERT INTO jobs ({', '.join(COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, start=1))
+    + ")"
+)
+_INSERT_KEYED = (
+    f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ("
+    + ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
+    + ") ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id"
+)
+
+
+def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update(resolve_job_defaults(spec, queue, defaults))
+    row.update(
+        id=uuid7(), queue_name=spec["queue_name"], status="pending",
+        priority=spec.get("priority", 0), callback_url=spec["callback_url"],
+        payload=spec["payload"], headers=spec.get("headers"),
+        idempotency_key=spec.get("idempotency_key"), attempt=0,
+        visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
+        schedule_id=spec.get("schedule_id"),
+    )
+    return row
+
+
+async def create_jobs(conn: asyncpg.Connection, specs: list[dict], defaults: Any,
+                      now: int) -> list[tuple[dict, bool]]:
+    """Insert jobs (all or none: the caller's transaction); (job, created) per spec."""
+    return (await create_many(conn, [specs], defaults, now))[0]
+
+
+async def create_many(conn: asyncpg.Connection, calls: list[list[dict]], defaults: Any,
+                      now: int) -> list[list[tuple[dict, bool]]]:
+    """Several create_jobs calls in one transaction: each queue looked up once,
+    one insert for every row without a key, one update of the counts.
+
+    A key held by another job, also one another node is inserting right now,
+    returns that job: the insert waits for the other transaction and then
+    finds the row."""
+    queues: dict[str, dict] = {}
+    results: list[list[tuple[dict, bool]]] = []
+    plain: list[dict] = []
+    per_queue: Counter = Counter()
+    for specs in calls:
+        out: list[tuple[dict, bool]] = []
+        for spec in specs:
+            name = spec["queue_name"]
+            if name not in queues:
+                queues[name] = await ensure_queue(conn, name, now)
+            row = _new_row(spec, queues[name], defaults, now)
+            if row["idempotency_key"] is None:
+                plain.append(row)
+            elif await conn.fetchval(_INSERT_KEYED, *(row[c] for c in COLUMNS)) is None:
+                existing = await conn.fetchrow(f"{SELECT} WHERE idempotency_key = $1",
+                                               row["idempotency_key"])
+                out.append((dict(existing), False))
+                continue
+            per_queue[name] += 1
+            out.append((row, True))
+        results.append(out)
+    if plain:
+        await conn.execute(_INSERT_MANY, *([r[c] for r in plain] for c in COLUMNS))
+    await counts.created(conn, per_queue)
+    return results
+
+
+async def get_job(conn: asyncpg.Connection, job_id: str) -> dict | None:
+    row = await conn.fetchrow(f"{SELECT} WHERE id = $1", job_id)
+    return dict(row) if row else None
+
+
+async def list_jobs(
+    conn: asyncpg.Connection,
+    *,
+    queue: str | None = None,
+    status: str | None = None,
+    schedule_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    after: str | None = None,
+) -> list[dict]:
+    """Newest first through the (queue, status, id) index: a filter on only one
+    of queue and status merges that index's scans over the other's values."""
+    if schedule_id is None and (queue is None) != (status is None):
+        if queue is not None:
+            pairs = [(queue, st) for st in STATUSES]
+        else:
+            names = [r[0] for r in await conn.fetch("SELECT name FROM queues")]
+            pairs = [(name, status) for name in names]
+        rows: list[dict] = []
+        for q, st in pairs:
+            rows.extend(await list_jobs(conn, queue=q, status=st, limit=limit + offset,
+                                        after=after))
+        rows.sort(key=lambda r: r["id"], reverse=True)
+        return rows[offset : offset + limit]
+    where, args = [], []
+    for column, value in (("queue_name", queue), ("status", status),
+                          ("schedule_id", schedule_id)):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    if after is not None:
+        args.append(after)
+        where.append(f"id < ${len(args)}")
+    sql = SELECT
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY id DESC LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}"
+    return [dict(r) for r in await conn.fetch(sql, *args, limit, offset)]
+
+
+async def cancel_job(conn: asyncpg.Connection, job_id: str, now: int) -> dict:
+    row = await conn.fetchrow(
+        f"""UPDATE jobs SET status = 'cancelled', completed_at = $1, updated_at = $1
+            WHERE id = $2 AND status = 'pending' RETURNING {', '.join(COLUMNS)}""", now, job_id)
+    if row is not None:
+        await counts.bump(conn, Counter({(row["queue_name"], "pending"): -1,
+                                         (row["queue_name"], "cancelled"): 1}))
+        return dict(row)
+    current = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+    if current is None:
+        raise NotFound(f"job {job_id} not found")
+    raise Conflict(f"job {job_id} is {current}; only a pending job can be cancelled")
+
+
+async def retry_job(conn: asyncpg.Connection, job_id: str, now: int) -> dict:
+    before = await conn.fetchval("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+    row = await conn.fetchrow(
+        f"""UPDATE jobs SET status = 'pending', attempt = 0, visible_at = $1, lease_until = NULL,
+                started_at = NULL, completed_at = NULL, result = NULL, updated_at = $1
+            WHERE id = $2 AND status IN ('dead', 'cancelled') RETURNING {', '.join(COLUMNS)}""",
+        now, job_id)
+    if row is not None:
+        await counts.bump(conn, Counter({(row["queue_name"], before): -1,
+                                         (row["queue_name"], "pending"): 1}))
+        return dict(row)
+    if before is None:
+        raise NotFound(f"job {job_id} not found")
+    raise Conflict(f"job {job_id} is {before}; only a dead or cancelled job can be retried")
+
+
+async def list_attempts(conn: asyncpg.Connection, job_id: str) -> list[dict]:
+    if await conn.fetchval("SELECT 1 FROM jobs WHERE id = $1", job_id) is None:
+        raise NotFound(f"job {job_id} not found")
+    return [
+        dict(r)
+        for r in await conn.fetch(
+            """SELECT attempt, started_at, duration_ms, status_code, outcome, error
+               FROM attempts WHERE job_id = $1 ORDER BY id""", job_id)
+    ]
