@@ -4,7 +4,8 @@ Modelled on River's driver test suite: each test drives a fresh store (a new
 SQLite file; a PostgreSQL database made for this module and emptied before
 each test) through the seam the API and engine use, and checks what every
 backend must do alike: creates and defaults, idempotency, claim order,
-limits, outcome bookkeeping, reaping, schedule fires, retention and counts.
+limits, outcome bookkeeping, reaping, schedule fires, retention, counts and
+the per-minute history.
 PostgreSQL runs need a server (see tests/support/postgres.py).
 """
 
@@ -20,13 +21,14 @@ from support.postgres import _execute, fresh_database
 
 from mininq.clock import now_ms
 from mininq.config import DefaultsConfig
+from mininq.metrics import history as h
 from mininq.nodes import NodeInfo
 from mininq.store import Conflict, NotFound, Store
 from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
 
 DEFAULTS = DefaultsConfig()
 URL = "http://127.0.0.1:9/hook"
-TABLES = "jobs, attempts, queues, schedules, job_counts, counters, nodes"
+TABLES = "jobs, attempts, queues, schedules, job_counts, counters, nodes, history"
 
 
 @pytest.fixture(scope="module")
@@ -415,6 +417,84 @@ async def test_stats_count_every_status(store, backend):
     assert created == {"a": 3, "b": 1}
     assert [q["name"] for q in stats["queues"]] == ["a", "b"]
     await store.health_write()
+
+
+
+# -- the per-minute history (SPEC §11) ----------------------------------------------
+
+MIN = h.MINUTE_MS
+
+
+async def _points(store: Store, start: int, n: int, queue: str | None = None) -> list[h.Point]:
+    return h.series(await store.history(start, start + n * MIN, MIN, queue), start, n)
+
+
+async def _total(store: Store, start: int, end: int, queue: str | None = None) -> tuple:
+    """COLUMNS summed over every minute of [start, end)."""
+    rows = await store.history(start, end, MIN, queue)
+    return tuple(sum(r[i] for r in rows) for i in range(1, 1 + len(h.COLUMNS)))
+
+
+@contract
+async def test_history_adds_up_creates_outcomes_and_reaps(store, backend):
+    """Outcomes land in the minute they ended (times given across a minute
+    boundary B), creates and reaps in the minute they happen; an outcome the
+    reaper beat adds nothing."""
+    t0 = now_ms()
+    await store.create_jobs([spec("a", max_retries=1) for _ in range(6)]
+                            + [spec("b", max_retries=1), spec("b", max_retries=0)])
+    claimed = await store.claim([("a", 6), ("b", 2)], 5000)
+    a = [j for j in claimed if j["queue_name"] == "a"]
+    b1 = next(j for j in claimed if j["queue_name"] == "b" and j["max_retries"] == 1)
+    B = h.minute_start(t0) - 4 * MIN
+    assert await store.finish([
+        outcome(a[0], "completed", started_at=B - 500, duration_ms=40),      # before B
+        outcome(a[1], "completed", started_at=B - 500, duration_ms=700),     # after
+        outcome(a[2], "retry", started_at=B - 50, duration_ms=20, visible_at=t0),  # before
+        outcome(a[3], "dead", started_at=B - 100, duration_ms=900, status_code=404),  # after
+        outcome(b1, "retry", started_at=B - 10, duration_ms=1, status_code=None,
+                visible_at=t0),                                              # refused: untimed
+    ]) == 5
+    # a4 and a5 (retries left) and b's other job (none left) lost with their process.
+    lost = await store.reap(now_ms() + 10**9, process_died=True)
+    assert sorted(r["status"] for r in lost) == ["dead", "pending", "pending"]
+    assert await store.finish([outcome(a[4], "completed")]) == 0
+    end = now_ms() + MIN
+
+    before, after = await _points(store, B - MIN, 2)
+    assert (before.completed, before.retried, before.dead, before.timed) == (1, 2, 0, 2)
+    assert (after.completed, after.retried, after.dead, after.timed) == (1, 0, 1, 2)
+    assert before.created == after.created == 0
+    assert 600 < after.percentile(0.99) <= 1000 and before.percentile(0.5) <= 50
+    recent = await _total(store, h.minute_start(t0), end)
+    assert recent[:4] == (8, 0, 2, 1), recent  # created, completed, retried (lost), dead (lost)
+    assert sum(recent[4:]) == 0  # lost attempts have no duration
+    everything = await _total(store, B - 10 * MIN, end)
+    assert everything[:4] == (8, 2, 4, 2), everything
+    assert (await _total(store, B - 10 * MIN, end, "a"))[:4] == (6, 2, 3, 1)
+    assert (await _total(store, B - 10 * MIN, end, "b"))[:4] == (2, 0, 1, 1)
+    assert await _total(store, B - 10 * MIN, end, "nope") == (0,) * len(h.COLUMNS)
+    # Wider buckets sum their minutes, aligned to multiples of the step.
+    hour = 60 * MIN
+    start = B - MIN - (B - MIN) % hour
+    wide = await store.history(start, end + hour, hour, None)
+    assert all(r[0] % hour == 0 for r in wide) and [r[0] for r in wide] == sorted(
+        {r[0] for r in wide}), wide
+    assert tuple(sum(r[i] for r in wide) for i in range(1, 5)) == (8, 2, 4, 2), wide
+
+@contract
+async def test_history_prune_takes_old_minutes_only(store, backend):
+    base = h.minute_start(now_ms()) - 60 * MIN
+    await store.create_jobs([spec() for _ in range(4)])
+    claimed = await store.claim([("q", 4)], 5000)
+    await store.finish([outcome(j, "completed", started_at=base - back * MIN)
+                        for j, back in zip(claimed, (30, 20, 10, 0))])
+    assert await store.prune_history(base - 15 * MIN, 1) == 1  # a batch of one row
+    assert await store.prune_history(base - 15 * MIN, 1000) == 1
+    assert await store.prune_history(base - 15 * MIN, 1000) == 0
+    rows = await store.history(base - 40 * MIN, base + MIN, MIN, None)
+    assert [(r[0], r[2]) for r in rows] == [(base - 10 * MIN, 1), (base, 1)]
+    assert (await _total(store, base + MIN, now_ms() + MIN))[0] == 4  # the creates stay
 
 
 # -- nodes --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, Request
 
 from mininq.api import validate as v
-from mininq.api.responses import error_response, json_response, query
+from mininq.api.responses import json_response, query
 from mininq.clock import now_ms, to_rfc3339
 from mininq.metrics.history import MAX_MINUTES, MINUTE_MS, Point, series, window
 
@@ -48,9 +48,6 @@ def minute_object(point: Point) -> dict[str, Any]:
 @bp.get("/metrics/history")
 async def history(request: Request):
     minutes, queue = history_query(query(request))
-    store = request.app.ctx.store
-    if not store.keeps_history:
-        return error_response(501, "history: not kept by this database backend yet (SQLite only)")
     start, end = window(now_ms(), minutes)
-    rows = await store.history(start, end, MINUTE_MS, queue)
+    rows = await request.app.ctx.store.history(start, end, MINUTE_MS, queue)
     return json_response([minute_object(p) for p in series(rows, start, minutes)])

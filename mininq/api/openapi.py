@@ -626,8 +626,6 @@ PATHS["/metrics/history"] = {
         "Per-minute activity, oldest first; the last object is the current minute",
         {
             "200": _ok("one object per minute", _array("HistoryMinute")),
-            "501": _ok("the database backend keeps no history (PostgreSQL, for now)",
-                       _ref("Error")),
         },
         errors=("400",),
         parameters=[

@@ -119,5 +119,4 @@ async def chart(app: Sanic, args: dict[str, str]) -> dict[str, Any]:
         "chart_narrow": charts.svg(points, rng, queue, narrow=True),
         "chart_totals": charts.summary(points),
         "chart_per": rng.per,
-        "history_kept": app.ctx.store.keeps_history,
     }

@@ -112,20 +112,16 @@ class Store(ABC):
     async def checkpoint(self) -> None: ...
 
     # -- history (SPEC §11) -------------------------------------------------------
-    # Whether this backend writes the per-minute rollups (in create_jobs, finish
-    # and reap). The PostgreSQL backend does not yet: its API answers 501 for
-    # /metrics/history and the dashboard says so instead of drawing zeros.
-    keeps_history = False
-
+    # Every backend adds to the per-minute rollups in the transactions of its
+    # job writes: creates, outcomes (those that took effect) and reaps.
+    @abstractmethod
     async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
         """Per-minute rollups of [start, end) summed per `step_ms` bucket, of one
         queue or all: (bucket start, *mininq.metrics.history.COLUMNS) for the
         buckets that have any."""
-        return []
-
+    @abstractmethod
     async def prune_history(self, before: int, batch: int) -> int:
         """Delete up to `batch` rollup rows of minutes before `before`; how many went."""
-        return 0
 
     # -- nodes --------------------------------------------------------------
     @abstractmethod

@@ -26,7 +26,7 @@ from mininq.clock import now_ms
 from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
 from mininq.store.errors import StartupError
-from mininq.store.postgres import counts, dispatch, jobs, nodes, queues, schedules
+from mininq.store.postgres import counts, dispatch, history, jobs, nodes, queues, schedules
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
@@ -329,6 +329,12 @@ class PostgresStore(Store):
 
     async def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL checkpoints and autovacuum run on their own."""
+
+    async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
+        return await self.read(history.sums, start, end, step_ms, queue)
+
+    async def prune_history(self, before: int, batch: int) -> int:
+        return await self.write(history.prune, before, batch)
 
     async def list_nodes(self, me: NodeInfo, timeout_ms: int) -> list[dict]:
         async with self.pool.acquire() as conn:

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 from mininq.engine.ratelimit import TokenBucket
-from mininq.store.postgres import counts
+from mininq.metrics import history as rollup
+from mininq.store.postgres import counts, history
 from mininq.store.postgres.schema import CLEANUP_LOCK
 from mininq.store.rules import (
     STATUS_AFTER,
@@ -189,17 +190,20 @@ SELECT * FROM done
 """
 
 # One statement for a batch of outcomes: the jobs' new state, their queues'
-# in-flight counts, the job counts ($9: the shard), the attempt rows and the
-# /metrics counters; atomic without a transaction around it.
+# in-flight counts, the job counts ($9: the shard), the attempt rows, the
+# /metrics counters and the history rows of the outcomes that took effect
+# ($18: the minute each attempt ended in, $19: its duration bucket or NULL);
+# atomic without a transaction around it.
 _FINISH = """
 WITH done AS (
     UPDATE jobs SET status = o.status, visible_at = coalesce(o.visible_at, jobs.visible_at),
         result = coalesce(o.result, jobs.result), last_error = o.error,
         completed_at = o.completed_at, lease_until = NULL, updated_at = $8
     FROM unnest($1::text[], $2::int[], $3::text[], $4::int8[], $5::text[], $6::text[],
-                $7::int8[]) AS o(id, attempt, status, visible_at, result, error, completed_at)
+                $7::int8[], $18::int8[], $19::int[])
+        AS o(id, attempt, status, visible_at, result, error, completed_at, minute, bucket)
     WHERE jobs.id = o.id AND jobs.status = 'running' AND jobs.attempt = o.attempt
-    RETURNING jobs.queue_name, o.status
+    RETURNING jobs.queue_name, o.status, o.minute, o.bucket
 ), lowered AS (
     UPDATE queues SET in_flight = greatest(0, queues.in_flight - d.n)
     FROM (SELECT queue_name, count(*)::int AS n FROM done GROUP BY queue_name
@@ -225,6 +229,8 @@ WITH done AS (
     ) AS c
     ON CONFLICT (name, queue_name, key, shard)
     DO UPDATE SET value = counters.value + excluded.value
+), historied AS (
+    """ + history.FINISH_CTE + """
 )
 SELECT count(*) FROM done
 """
@@ -262,6 +268,8 @@ async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int) -> in
         [o["status_code"] for o in outcomes], [o["outcome"] for o in outcomes],
         [k[0] for k, _ in added], [k[1] for k, _ in added], [k[2] for k, _ in added],
         [float(v) for _, v in added],
+        [rollup.minute_start(o["started_at"] + o["duration_ms"]) for o in outcomes],
+        [rollup.bucket_of(o["duration_ms"]) if rollup.timed(o) else None for o in outcomes],
     )
 
 
@@ -293,6 +301,7 @@ async def _took_back(conn: asyncpg.Connection, rows: list, now: int, error: str)
     for r in out:
         counts.moved(deltas, r["queue_name"], "running", r["status"])
     await counts.bump(conn, deltas)
+    await history.record(conn, rollup.of_lost(out, now))
     await _insert_attempts(conn, [lost_attempt(r, now, error) for r in out])
     return out
 

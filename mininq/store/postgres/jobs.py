@@ -8,8 +8,9 @@ from typing import Any
 import asyncpg
 
 from mininq.ids import uuid7
+from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
-from mininq.store.postgres import counts
+from mininq.store.postgres import counts, history
 from mininq.store.postgres.queues import ensure_queue
 from mininq.store.rules import STATUSES, resolve_job_defaults
 
@@ -89,6 +90,7 @@ async def create_many(conn: asyncpg.Connection, calls: list[list[dict]], default
     if plain:
         await conn.execute(_INSERT_MANY, *([r[c] for r in plain] for c in COLUMNS))
     await counts.created(conn, per_queue)
+    await history.record(conn, rollup.of_created(((q, now), n) for q, n in per_queue.items()))
     return results
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from mininq.metrics.history import COLUMNS
+
 MIGRATION_LOCK = 0x6D696E696E71  # "mininq"
 CLEANUP_LOCK = 0x6D696E696E72
 
@@ -139,6 +141,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 last_seen_at timestamptz NOT NULL,
                 in_flight integer NOT NULL DEFAULT 0,
                 rescued_at timestamptz
+            )""",
+        ],
+    ),
+    (
+        "per-minute history",
+        [
+            # One row per minute and queue (SPEC §11), added to by every node
+            # (history.py); columns as in mininq.metrics.history.COLUMNS
+            # (d0..dN: duration buckets).
+            """CREATE TABLE history (
+                minute bigint NOT NULL,
+                queue_name text NOT NULL,
+                """ + ",\n                ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in COLUMNS)
+            + """,
+                PRIMARY KEY (minute, queue_name)
             )""",
         ],
     ),

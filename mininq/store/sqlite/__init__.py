@@ -198,8 +198,6 @@ class SqliteStore(Store):
     async def checkpoint(self) -> None:
         await self.db.exclusive(dispatch.checkpoint)
 
-    keeps_history = True
-
     async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
         return await self.db.read(history.sums, start, end, step_ms, queue)
 

@@ -1,0 +1,78 @@
+"""SQL of the per-minute history (SPEC §11): add rollups, read sums, prune.
+
+Every node adds to the same (minute, queue) rows, so each write is an upsert
+that adds to the row's columns; rows go in (minute, queue) order within a
+statement, so two nodes' transactions never lock rows crosswise. The
+arithmetic (which minute, which bucket) is in mininq.metrics.history.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from mininq.metrics.history import COLUMNS, HIST, Rollups
+
+_ADD_ON_CONFLICT = (
+    "ON CONFLICT (minute, queue_name) DO UPDATE SET "
+    + ", ".join(f"{c} = history.{c} + excluded.{c}" for c in COLUMNS)
+)
+_UPSERT = (
+    f"INSERT INTO history (minute, queue_name, {', '.join(COLUMNS)}) "
+    "SELECT * FROM unnest($1::int8[], $2::text[], "
+    + ", ".join(f"${i}::int8[]" for i in range(3, 3 + len(COLUMNS)))
+    + ") " + _ADD_ON_CONFLICT
+)
+
+# The history part of dispatch._FINISH: a CTE over `done` (the outcomes that
+# took effect: minute, queue_name, status, bucket), one row per (minute, queue).
+# `bucket` is the duration bucket's index, NULL for an attempt without one.
+_FROM_DONE = {
+    "created": "0",
+    "completed": "count(*) FILTER (WHERE status = 'completed')",
+    "retried": "count(*) FILTER (WHERE status = 'pending')",
+    "dead": "count(*) FILTER (WHERE status = 'dead')",
+} | {c: f"count(*) FILTER (WHERE bucket = {i})" for i, c in enumerate(HIST)}
+FINISH_CTE = (
+    f"INSERT INTO history (minute, queue_name, {', '.join(COLUMNS)}) "
+    f"SELECT minute, queue_name, {', '.join(_FROM_DONE[c] for c in COLUMNS)} "
+    "FROM done GROUP BY minute, queue_name ORDER BY minute, queue_name "
+    + _ADD_ON_CONFLICT
+)
+
+_SUMS = ", ".join(f"sum({c})::int8" for c in COLUMNS)
+
+
+async def record(conn: asyncpg.Connection, rollups: Rollups) -> None:
+    """Add rollups to their rows in one statement, in the caller's transaction."""
+    if not rollups:
+        return
+    rows = sorted((minute, queue, values) for (queue, minute), values in rollups.items())
+    await conn.execute(
+        _UPSERT, [r[0] for r in rows], [r[1] for r in rows],
+        *([r[2][i] for r in rows] for i in range(len(COLUMNS))),
+    )
+
+
+async def sums(conn: asyncpg.Connection, start: int, end: int, step_ms: int,
+               queue: str | None) -> list[tuple]:
+    """(bucket start, *COLUMNS sums) per `step_ms` bucket of [start, end) that
+    has rows, of one queue or of all."""
+    rows = await conn.fetch(
+        f"SELECT minute / $1 * $1 AS bucket, {_SUMS} FROM history "
+        "WHERE minute >= $2 AND minute < $3 AND ($4::text IS NULL OR queue_name = $4) "
+        "GROUP BY bucket ORDER BY bucket",
+        step_ms, start, end, queue,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def prune(conn: asyncpg.Connection, before: int, max_rows: int) -> int:
+    """Delete up to `max_rows` rows of minutes before `before`, oldest first;
+    rows another node is deleting at the same moment are left to it."""
+    done = await conn.execute(
+        "DELETE FROM history WHERE (minute, queue_name) IN ("
+        "SELECT minute, queue_name FROM history WHERE minute < $1 "
+        "ORDER BY minute LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        before, max_rows,
+    )
+    return int(done.split()[-1])
