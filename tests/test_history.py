@@ -1,7 +1,8 @@
 """Activity over time (SPEC §11): the rollup arithmetic, the rollups the SQLite
 backend writes with each job write (its statements on a real file, at times
 given across a minute boundary), and GET /metrics/history on a real
-server, across an engine restart."""
+server, across an engine restart. The PostgreSQL backend keeps the same rows:
+tests/test_store_contract.py runs the history contract on both backends."""
 
 from __future__ import annotations
 
@@ -323,20 +324,3 @@ def test_rollups_equal_deliveries_across_an_engine_restart(make_server, receiver
     busy = [r for r in rows if r["completed"]]
     assert busy and all(r["duration_p50_ms"] > 0 for r in busy), busy
     api.close()
-
-
-def test_postgresql_backend_says_it_keeps_no_history(tmp_path):
-    """Until the PostgreSQL backend writes rollups, it says so rather than answer zeros."""
-    from support.postgres import fresh_database
-    from support.server import MininqServer
-
-    with fresh_database("mininq_history") as url:
-        srv = MininqServer(tmp_path / "pg", database_url=url).start(timeout=30)
-        try:
-            with srv.client() as api:
-                assert_error(api.get("/metrics/history"), 501)
-                assert_error(api.get("/metrics/history", minutes=0), 400, "minutes")
-                page = api.request("GET", "/dashboard", headers={"Accept": "text/html"})
-                assert page.status == 200 and "not yet with PostgreSQL" in page.text
-        finally:
-            srv.stop()

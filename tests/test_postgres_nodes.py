@@ -3,7 +3,8 @@
 Three nodes on different ports share one database made for this module: every
 job is delivered once whichever node took it, a queue's max_concurrency and
 rate limit hold over all nodes together, a schedule's fire time makes one job,
-an enqueue on one node wakes the others at once, the jobs of a node killed
+the per-minute history adds up every node's deliveries, an enqueue on one
+node wakes the others at once, the jobs of a node killed
 with -9 are delivered by the others, and an idempotency key is global.
 Needs a PostgreSQL server (tests/support/postgres.py): skipped without one,
 failed under CI=true.
@@ -185,6 +186,34 @@ def test_an_enqueue_wakes_another_node_at_once(database_url, nodes, receiver, qn
           f"max {max(delays):.1f} ms")
     assert median <= 100, f"median {median:.1f} ms (all: {[round(d) for d in delays]})"
 
+
+
+def _history_totals(srv: MininqServer, queue: str) -> dict[str, int]:
+    with srv.client() as c:
+        rows = c.get("/metrics/history", minutes=30, queue=queue).expect(200)
+    return {k: sum(r[k] for r in rows) for k in ("created", "completed", "retried", "dead")}
+
+
+def test_history_adds_up_every_nodes_deliveries(nodes, receiver, qname):
+    """Every node adds to the same per-minute rows at once (SPEC §11): the sums
+    any node answers equal what was created and delivered over all of them."""
+    ok, flaky, gone = (receiver.new_path() for _ in range(3))
+    receiver.respond(flaky, *[Reply(503, "busy")] * 30, Reply(200, "ok"))
+    receiver.respond(gone, Reply(410, "gone"))
+    with nodes[0].client() as c:
+        c.post("/queues", {"name": qname, "max_concurrency": 32}).expect(201)
+    specs = ([{"queue_name": qname, "callback_url": receiver.url(ok)}] * 300
+             + [{"queue_name": qname, "callback_url": receiver.url(flaky), "max_retries": 3}] * 60
+             + [{"queue_name": qname, "callback_url": receiver.url(gone)}] * 30)
+    post_round_robin(nodes, specs, batch=10)
+    want = {"created": 390, "completed": 360, "retried": 30, "dead": 30}
+    wait_until(lambda: _history_totals(nodes[1], qname) == want, timeout=60,
+               message=lambda: f"history {_history_totals(nodes[1], qname)}, want {want}")
+    assert [_history_totals(srv, qname) for srv in nodes] == [want] * 3
+    with nodes[2].client() as c:
+        assert c.get("/metrics/history", minutes=30).expect(200)[-1]["minute"]
+        chart = c.get("/dashboard/fragments/chart", chart_queue=qname).text
+    assert 'class="chart"' in chart and "Completed <b>360</b>" in chart, chart[:500]
 
 def test_kill_9_of_a_node_its_jobs_are_delivered_by_the_others(receiver, qname, tmp_path):
     # A database of its own: the module's nodes would take the jobs first.
