@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mininq.egress import parse_networks
+
 DEFAULT_CONFIG_FILE = "mininq.toml"
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MASK = "********"
@@ -68,6 +70,13 @@ class DefaultsConfig:
 class WebhooksConfig:
     signing_secret: str = ""
     max_result_bytes: int = 65536
+    # In-flight deliveries per destination at most; 0: worker.concurrency.
+    max_in_flight_per_destination: int = 0
+    # Failed deliveries in a row that open a destination's breaker; 0: never.
+    breaker_threshold: int = 10
+    # CIDRs (or "private") deliveries may not connect to, and exceptions.
+    deny_networks: tuple[str, ...] = ()
+    allow_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "defaults.timeout_ms": (1, 86_400_000),
     "defaults.queue_max_concurrency": (1, 100_000),
     "webhooks.max_result_bytes": (0, 2**31 - 1),
+    "webhooks.max_in_flight_per_destination": (0, 100_000),
+    "webhooks.breaker_threshold": (0, 1_000_000),
 }
 
 # Enumerated strings; compared and stored in lower case.
@@ -225,6 +236,10 @@ def _signing_secret(secret: str) -> None:
         raise ValueError("the part after 'whsec_' is empty")
 
 
+def _networks(entries: tuple[str, ...]) -> None:
+    parse_networks(entries)
+
+
 def _database_url(url: str) -> None:
     if url and not url.startswith(POSTGRES_SCHEMES):
         scheme = url.split("://", 1)[0] if "://" in url else url
@@ -251,6 +266,8 @@ _STRING_CHECKS: dict[str, Callable[[Any], None]] = {
     "server.db_path": _not_empty,
     "worker.queues": _queue_names,
     "webhooks.signing_secret": _signing_secret,
+    "webhooks.deny_networks": _networks,
+    "webhooks.allow_networks": _networks,
 }
 
 

@@ -134,7 +134,13 @@ class Deliverer:
             "id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
             "started_at": started, "duration_ms": duration_ms, "status_code": status,
             "result": None, "error": None, "visible_at": None,
+            # For the destination's control (engine/adaptive.py), not stored.
+            "transport_failure": status is None and error is not None,
+            "retry_after_ms": None,
         }
+        now = now_ms()
+        if status in (429, 503):
+            out["retry_after_ms"] = retry_after_ms(retry_after, now)
         if kind == "completed":
             out["outcome"] = "completed"
             out["result"] = truncate_result(body, self.max_result_bytes)
@@ -143,12 +149,9 @@ class Deliverer:
         if kind == "permanent" or job["attempt"] > job["max_retries"]:
             out["outcome"] = "dead"
             return out
-        now = now_ms()
-        delay = None
-        if status in (429, 503):
-            delay = retry_after_ms(retry_after, now)
-            if delay is not None:
-                delay = min(delay, job["max_delay_ms"])
+        delay = out["retry_after_ms"]
+        if delay is not None:
+            delay = min(delay, job["max_delay_ms"])
         if delay is None:
             delay = retry_delay_ms(
                 job["retry_backoff"], job["attempt"], job["base_delay_ms"], job["max_delay_ms"]
@@ -164,6 +167,7 @@ class Deliverer:
         started = job.get("started_at") or now
         error = "delivery interrupted: mininq was shutting down"
         out = self.outcome(job, started, max(0, now - started), None, b"", None, error)
+        out["transport_failure"] = False  # cut short here, not the receiver's doing
         if out["outcome"] == "retry":
             out["visible_at"] = now
         return out

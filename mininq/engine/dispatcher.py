@@ -21,6 +21,7 @@ from typing import Any
 from mininq.clock import now_ms
 from mininq.config import Config
 from mininq.engine.delivery import Deliverer
+from mininq.engine.destinations import Destinations
 from mininq.engine.finisher import Finisher
 from mininq.engine.ratelimit import TokenBucket
 from mininq.logs import get_logger, log_event
@@ -73,6 +74,11 @@ class Dispatcher:
         self._between_ticks = asyncio.Event()
         self._holding_since: int | None = None
         self._between_ticks.set()
+        self.max_per_destination = (config.webhooks.max_in_flight_per_destination
+                                    or config.worker.concurrency)
+        self.destinations = Destinations(self.max_per_destination,
+                                         config.webhooks.breaker_threshold,
+                                         config.worker.concurrency)
 
     @property
     def total_in_flight(self) -> int:
@@ -172,8 +178,11 @@ class Dispatcher:
         if hold:
             return hold
         if probe:
-            due = await self.store.next_due(sorted(room))
+            plan = self.destinations.plan(now, min(free, self.max_per_destination))
+            due = await self.store.next_due(sorted(room), plan.exclude)
             now = now_ms()
+            if plan.reopens_at is not None:
+                waits.append(max(0, plan.reopens_at - now))
             later = [t - now for name, t in due.items() if t > now]
             room = {name: n for name, n in room.items() if due.get(name, now + 1) <= now}
             if not room:
@@ -183,14 +192,34 @@ class Dispatcher:
         k = self._turn % len(names)
         self._turn += 1
         order = names[k:] + names[:k]
-        claimed: list[dict] = []
+        free = await self._claim_few(now, free, room, order, buckets)
         drained: list[str] = []
+        fair = True
         while free > 0 and room:
-            alloc = deal(free, room, order)
+            # No destination outside plan.exclude/plan.few has less room than
+            # this round's size, so none can get more jobs than its limit.
+            # Destinations holding their fair share of the slots wait while
+            # others have jobs due; when none has, they may take the rest.
+            size = min(free, self.max_per_destination)
+            plan = self.destinations.plan(now, size)
+            alloc = deal(size, room, order)
             if not alloc:
                 break
-            jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS)
-            got = Counter(j["queue_name"] for j in jobs)
+            exclude = plan.exclude + list(plan.few)
+            held_back = fair and bool(plan.over_share)
+            if held_back:
+                exclude += plan.over_share
+            jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS, exclude=exclude)
+            got = self._started(jobs, now, buckets)
+            free -= len(jobs)
+            if held_back and any(got[name] < n for name, n in alloc.items()):
+                fair = False
+                for name in alloc:
+                    room[name] -= got[name]
+                    if room[name] <= 0:
+                        del room[name]
+                        order.remove(name)
+                continue
             for name, n in alloc.items():
                 room[name] -= got[name]
                 if got[name] < n:
@@ -198,28 +227,65 @@ class Dispatcher:
                 if got[name] < n or room[name] <= 0:
                     del room[name]
                     order.remove(name)
-            free -= len(jobs)
-            claimed.extend(jobs)
-        for job in claimed:
-            bucket = buckets.get(job["queue_name"])
-            if bucket is not None:
-                bucket.take(now)
-            self._start(job)
         if free <= 0:
             return None  # a finishing delivery sets the signal
         waits = [b.ms_until_available(now) for b in buckets.values() if b.available(now) <= 0]
+        plan = self.destinations.plan(now_ms(), free)
+        if plan.reopens_at is not None:
+            waits.append(max(0, plan.reopens_at - now_ms()))
         if drained:
-            due = await self.store.next_due(drained)
+            due = await self.store.next_due(drained, plan.exclude)
             waits.extend(max(0, t - now_ms()) for t in due.values())
         return min(waits) if waits else None
 
-    def _start(self, job: dict) -> None:
+    async def _claim_few(self, now: int, free: int, room: dict[str, int], order: list[str],
+                         buckets: dict[str, TokenBucket]) -> int:
+        """Claim first for destinations with room for fewer jobs than a claim
+        round takes (a lowered limit, or a half-open probe): free slots are
+        dealt among them round-robin, each claim taking that destination's
+        jobs alone, so none exceeds its limit and none waits behind a busier
+        destination's backlog. Returns the slots still free."""
+        few = self.destinations.plan(now, min(free, self.max_per_destination)).few
+        if not few:
+            return free
+        names = sorted(few)
+        k = self._turn % len(names)
+        for d, n in deal(free, few, names[k:] + names[:k]).items():
+            tried: set[str] = set()
+            while n > 0 and free > 0:
+                left = {q: r for q, r in room.items() if q not in tried and r > 0}
+                alloc = deal(min(n, free), left, [q for q in order if q in left])
+                if not alloc:
+                    break
+                tried.update(alloc)
+                jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS, only=d)
+                got = self._started(jobs, now, buckets)
+                for q, m in got.items():
+                    room[q] -= m
+                n -= len(jobs)
+                free -= len(jobs)
+        for q in [q for q, r in room.items() if r <= 0]:
+            del room[q]
+            order.remove(q)
+        return free
+
+    def _started(self, jobs: list[dict], now: int, buckets: dict[str, TokenBucket]) -> Counter:
+        """Start the deliveries of claimed jobs; their count per queue."""
+        for job in jobs:
+            bucket = buckets.get(job["queue_name"])
+            if bucket is not None:
+                bucket.take(now)
+            self._start(job, now)
+        return Counter(j["queue_name"] for j in jobs)
+
+    def _start(self, job: dict, now: int) -> None:
         self.in_flight[job["queue_name"]] += 1
-        task = asyncio.get_running_loop().create_task(self._deliver(job))
+        probe = self.destinations.started(job["destination"], now)
+        task = asyncio.get_running_loop().create_task(self._deliver(job, probe))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _deliver(self, job: dict) -> None:
+    async def _deliver(self, job: dict, probe: bool) -> None:
         outcome: dict[str, Any] | None = None
         try:
             outcome = await self.deliverer.deliver(job)
@@ -231,6 +297,8 @@ class Dispatcher:
             if self.in_flight[job["queue_name"]] <= 0:
                 del self.in_flight[job["queue_name"]]
             if outcome is not None:
+                self.destinations.finished(job["destination"], outcome, probe,
+                                           job["timeout_ms"], now_ms())
                 self.finisher.add(outcome)
                 if log.isEnabledFor(logging.INFO):
                     log_event(

@@ -8,6 +8,7 @@ Rows come back as plain dicts: times are epoch milliseconds, `payload` and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 from mininq.nodes import Liveness, NodeInfo
@@ -86,10 +87,14 @@ class Store(ABC):
     @abstractmethod
     async def queue_settings(self) -> list[dict]: ...
     @abstractmethod
-    async def next_due(self, queues: list[str]) -> dict[str, int]: ...
+    async def next_due(self, queues: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
+        """Earliest due moment per queue with pending jobs, not counting the
+        jobs of the destinations in `exclude`."""
     @abstractmethod
-    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
-        """Lease up to n due jobs per (queue, n), highest priority first."""
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
+                    exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+        """Lease up to n due jobs per (queue, n), highest priority first, none
+        of a destination in `exclude`; with `only`, jobs of that destination alone."""
     @abstractmethod
     async def finish(self, outcomes: list[dict]) -> int:
         """Record attempt outcomes in one transaction."""

@@ -9,7 +9,7 @@ the claim's own transaction (`dispatch.claim`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -201,14 +201,15 @@ class PostgresStore(Store):
         async with self.pool.acquire() as conn:
             return await queues.queue_settings(conn)
 
-    async def next_due(self, queue_names: list[str]) -> dict[str, int]:
+    async def next_due(self, queue_names: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
         async with self.pool.acquire() as conn:
             return await dispatch.next_due(conn, queue_names, now_ms(),
-                                           self.defaults.queue_max_concurrency)
+                                           self.defaults.queue_max_concurrency, exclude)
 
-    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
+                    exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
         return await self.write(dispatch.claim, allocations, now_ms(), margin_ms, self.node_id,
-                                self.defaults.queue_max_concurrency)
+                                self.defaults.queue_max_concurrency, exclude, only)
 
     async def finish(self, outcomes: list[dict]) -> int:
         return await self.write(dispatch.finish, outcomes, now_ms())

@@ -4,6 +4,7 @@ record outcomes, reap expired leases, delete finished jobs past retention."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -40,7 +41,7 @@ WITH room AS (
 ), picked AS MATERIALIZED (
     SELECT p.id FROM room, LATERAL (
         SELECT id FROM jobs
-        WHERE queue_name = room.queue AND status = 'pending' AND visible_at <= $4
+        WHERE queue_name = room.queue AND status = 'pending' AND visible_at <= $4 AND {which}
         ORDER BY priority DESC, visible_at, id
         LIMIT room.n
         FOR UPDATE SKIP LOCKED
@@ -50,8 +51,13 @@ UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
     lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
 FROM picked WHERE jobs.id = picked.id
 RETURNING jobs.id, queue_name, priority, visible_at, callback_url, payload, headers, attempt,
-    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
+    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms, destination
 """
+# Every destination but the left-out ones ($7), through jobs_claim (which
+# includes destination, so left-out rows are skipped in the index); or the
+# jobs of one destination ($7) through jobs_destination.
+_CLAIM_ANY = _CLAIM.format(which="destination <> ALL($7::text[])")
+_CLAIM_ONE = _CLAIM.format(which="destination = $7::text")
 
 _SAVE_BUCKETS = """
 UPDATE queues SET tokens = b.tokens, tokens_at = b.at
@@ -69,8 +75,10 @@ def _bucket(q: Any) -> TokenBucket | None:
 
 
 async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
-                margin_ms: int, node_id: str | None, default_limit: int) -> list[dict]:
-    """Lease up to n due jobs of each queue within its global limits; claim order."""
+                margin_ms: int, node_id: str | None, default_limit: int,
+                exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+    """Lease up to n due jobs of each queue within its global limits, none of
+    the destinations in `exclude` (or only those of `only`); claim order."""
     wanted = dict(a for a in allocations if a[1] > 0)
     if not wanted:
         return []
@@ -88,7 +96,9 @@ async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], no
             limits.append(q["max_concurrency"] or default_limit)
     if not names:
         return []
-    rows = [dict(r) for r in await conn.fetch(_CLAIM, names, ns, limits, now, margin_ms, node_id)]
+    sql, which = (_CLAIM_ANY, list(exclude)) if only is None else (_CLAIM_ONE, only)
+    rows = [dict(r) for r in await conn.fetch(sql, names, ns, limits, now, margin_ms, node_id,
+                                               which)]
     rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
     got = Counter(r["queue_name"] for r in rows)
     spent = [(name, *b.state()) for name, (b, at) in buckets.items()
@@ -106,19 +116,20 @@ async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], no
 _NEXT_DUE = f"""
 SELECT q.name, q.max_concurrency, q.rate_limit_rps, q.rate_limit_burst, q.tokens, q.tokens_at,
     {DB_NOW_MS} AS db_now,
-    (SELECT min(visible_at) FROM jobs WHERE queue_name = q.name AND status = 'pending') AS due,
+    (SELECT min(visible_at) FROM jobs WHERE queue_name = q.name AND status = 'pending'
+        AND destination <> ALL($2::text[])) AS due,
     (SELECT count(*) FROM jobs WHERE queue_name = q.name AND status = 'running') AS running
 FROM queues q WHERE q.name = ANY($1::text[])
 """
 
 
 async def next_due(conn: asyncpg.Connection, queues: list[str], now: int,
-                   default_limit: int) -> dict[str, int]:
+                   default_limit: int, exclude: Sequence[str] = ()) -> dict[str, int]:
     """Earliest moment a job of each queue could be claimed: its earliest due
     job, or later when its bucket is empty; queues at their concurrency limit
     are left out (a finishing delivery on any node wakes the engines)."""
     out = {}
-    for q in await conn.fetch(_NEXT_DUE, list(queues)):
+    for q in await conn.fetch(_NEXT_DUE, list(queues), list(exclude)):
         if q["due"] is None or q["running"] >= (q["max_concurrency"] or default_limit):
             continue
         due = q["due"]

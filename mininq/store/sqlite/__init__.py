@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mininq.clock import now_ms
@@ -139,11 +140,12 @@ class SqliteStore(Store):
     async def queue_settings(self) -> list[dict]:
         return await self.db.read(queues.queue_settings)
 
-    async def next_due(self, queue_names: list[str]) -> dict[str, int]:
-        return await self.db.read(dispatch.next_due, queue_names)
+    async def next_due(self, queue_names: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
+        return await self.db.read(dispatch.next_due, queue_names, exclude)
 
-    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
-        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms)
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
+                    exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms, exclude, only)
 
     async def finish(self, outcomes: list[dict]) -> int:
         return await self.db.write(dispatch.finish, outcomes, now_ms())
