@@ -7,7 +7,15 @@ import pytest
 
 from mininq.destination import destination_of
 from mininq.engine.adaptive import (
-    ALIVE, CLOSED, FAILURE, HALF_OPEN, NEUTRAL, OPEN, SUCCESS, DestinationControl, judge,
+    ALIVE,
+    CLOSED,
+    FAILURE,
+    HALF_OPEN,
+    NEUTRAL,
+    OPEN,
+    SUCCESS,
+    DestinationControl,
+    judge,
 )
 
 

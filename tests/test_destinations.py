@@ -85,9 +85,8 @@ def test_noisy_neighbour(mq: tuple[MininqServer, ApiClient], two: tuple[Receiver
 
 
 def test_breaker_opens_probes_once_and_closes(
-        mq: tuple[MininqServer, ApiClient], two: tuple[Receiver, Receiver], qname: str) -> None:
+        mq: tuple[MininqServer, ApiClient], qname: str) -> None:
     srv, api = mq
-    a, _ = two
     # A destination of its own (the breaker is per scheme://host:port).
     with Receiver() as r:
         path = r.new_path()

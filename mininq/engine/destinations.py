@@ -74,7 +74,7 @@ class Destinations:
         if share < self.slots:
             plan.over_share = [d for d, n in self.in_flight.items() if n >= share]
         for d, c in self.controls.items():
-            n = self.in_flight[d] if d in self.in_flight else 0
+            n = self.in_flight.get(d, 0)
             if not n and c.normal:
                 continue
             room = c.room(now, n)
