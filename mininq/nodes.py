@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,20 @@ class NodeInfo:
     @classmethod
     def this_process(cls) -> NodeInfo:
         """A new identity for the server starting in this (main) process."""
-        return cls(uuid7(), socket.gethostname(), os.getpid(), __version__, now_ms())
+        return cls(uuid7(), socket.gethostname(), main_pid(), __version__, now_ms())
+
+
+def main_pid() -> int:
+    """The pid a user sees for this server: ours, or, in the one-file
+    executable, that of its bootloader (our parent, the same executable)."""
+    pid = os.getpid()
+    if getattr(sys, "frozen", False):
+        try:
+            if os.readlink(f"/proc/{os.getppid()}/exe") == os.readlink(f"/proc/{pid}/exe"):
+                return os.getppid()
+        except OSError:
+            pass
+    return pid
 
 
 class Liveness(ABC):

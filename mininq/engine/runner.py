@@ -48,7 +48,8 @@ class Engine:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         backend = backend_for(self.config.server)
-        store = await backend.open_store(self.config.defaults, self.node.id)
+        store = await backend.open_store(self.config.defaults, self.node.id,
+                                         durable_writes=False)
         try:
             liveness = backend.liveness(store, self.node, self.config.worker)
             if not await liveness.acquire(lambda: self.stopping):

@@ -134,8 +134,11 @@ class Backend(ABC):
         raises StartupError with a message for the user."""
 
     @abstractmethod
-    async def open_store(self, defaults: Any, node_id: str | None = None) -> Store:
-        """A store for this process; `node_id` marks the jobs its claims lease."""
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
+        """A store for this process; `node_id` marks the jobs its claims lease.
+        `durable_writes` False (the engine) lets the backend commit without
+        waiting for the disk where a lost write only means a delivery again."""
 
     @abstractmethod
     def waker(self, store: Store) -> Waker: ...

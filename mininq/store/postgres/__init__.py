@@ -4,11 +4,19 @@ Each call is one short transaction on a pooled connection; no transaction
 is held open across an await on anything but the database. Limits shared by
 the nodes (a queue's max_concurrency and token bucket) are enforced inside
 the claim's own transaction (`dispatch.claim`).
+
+The engine's store commits without waiting for the WAL flush
+(`synchronous_commit = off`): its writes are claims, outcomes and
+heartbeats, and one lost in a crash of the PostgreSQL server itself (within
+`wal_writer_delay`) only means a delivery made again, which at-least-once
+allows. Writes the API answers for (a 201 says the job is stored) wait for
+the flush.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +37,10 @@ __all__ = ["PostgresBackend", "PostgresStore", "prepare"]
 
 T = TypeVar("T")
 POOL_SIZE = 10
+# Creates written together: at most this many transactions at once, each of
+# at most this many API calls.
+MAX_CREATE_FLUSHES = 2
+CREATE_BATCH = 200
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -52,17 +64,19 @@ class PostgresBackend(Backend):
     def prepare(self) -> None:
         asyncio.run(prepare(self.url))
 
-    async def open_store(self, defaults: Any, node_id: str | None = None) -> Store:
-        store = PostgresStore(self.url, defaults, node_id)
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
+        store = PostgresStore(self.url, defaults, node_id, durable_writes=durable_writes)
         await store.open()
         return store
 
     def waker(self, store: Store) -> Waker:
         assert isinstance(store, PostgresStore)
-        return NotifyWaker(store.pool)
+        return NotifyWaker(store.pool, store.node_id)
 
     async def listener(self, store: Store) -> WakeListener:
-        listener = ListenConnection(self.url)
+        assert isinstance(store, PostgresStore)
+        listener = ListenConnection(self.url, store.node_id)
         await listener.open()
         return listener
 
@@ -76,27 +90,37 @@ class PostgresStore(Store):
     global_limits = True
 
     def __init__(self, url: str, defaults: Any, node_id: str | None = None,
-                 pool_size: int = POOL_SIZE) -> None:
+                 pool_size: int = POOL_SIZE, durable_writes: bool = True) -> None:
         self.url = url
         self.defaults = defaults
         self.node_id = node_id
         self.pool_size = pool_size
+        self.durable_writes = durable_writes
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
+        self._creates: list[tuple[list[dict], asyncio.Future]] = []
+        self._flushing = 0
+        self._rated: set[str] = set()  # queues last seen with a rate limit
 
     async def open(self) -> None:
-        self.pool = await create_pool(self.url, self.pool_size)
+        settings = {} if self.durable_writes else {"synchronous_commit": "off"}
+        self.pool = await create_pool(self.url, self.pool_size, settings)
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
 
-    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """`fn(conn, *args)` in one transaction; retried when the server broke a
-        deadlock or a serialization conflict by aborting it."""
+    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any,
+                    transaction: bool = True) -> T:
+        """`fn(conn, *args)` in one transaction (or, for one statement, none);
+        retried when the server broke a deadlock or a serialization conflict
+        by aborting it."""
         for attempt in range(3):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    return await fn(conn, *args)
+                async with self.pool.acquire() as conn:
+                    if not transaction:
+                        return await fn(conn, *args)
+                    async with conn.transaction():
+                        return await fn(conn, *args)
             except _RETRIED:
                 if attempt == 2:
                     raise
@@ -114,7 +138,41 @@ class PostgresStore(Store):
         await self.write(counts.add, {("health_checks", "", ""): 1})
 
     async def create_jobs(self, specs: list[dict]) -> list[tuple[dict, bool]]:
-        return await self.write(jobs.create_jobs, specs, self.defaults, now_ms())
+        """Creates that arrive while others are being written share the next
+        transaction (one insert, one commit), as the SQLite backend's group
+        commit does; each caller still returns only after that commit."""
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._creates.append((specs, fut))
+        if self._flushing < MAX_CREATE_FLUSHES:
+            self._flushing += 1
+            asyncio.get_running_loop().create_task(self._flush_creates())
+        return await fut
+
+    async def _flush_creates(self) -> None:
+        try:
+            while self._creates:
+                batch, self._creates = self._creates[:CREATE_BATCH], self._creates[CREATE_BATCH:]
+                try:
+                    results = await self.write(jobs.create_many, [s for s, _ in batch],
+                                               self.defaults, now_ms())
+                except Exception as exc:  # noqa: BLE001 - each caller gets its own result
+                    if len(batch) == 1:
+                        if not batch[0][1].done():
+                            batch[0][1].set_exception(exc)
+                        continue
+                    results = await asyncio.gather(*(
+                        self.write(jobs.create_jobs, s, self.defaults, now_ms())
+                        for s, _ in batch
+                    ), return_exceptions=True)
+                for (_, fut), result in zip(batch, results):
+                    if fut.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+        finally:
+            self._flushing -= 1
 
     async def get_job(self, job_id: str) -> dict | None:
         async with self.pool.acquire() as conn:
@@ -199,7 +257,9 @@ class PostgresStore(Store):
 
     async def queue_settings(self) -> list[dict]:
         async with self.pool.acquire() as conn:
-            return await queues.queue_settings(conn)
+            settings = await queues.queue_settings(conn)
+        self._rated = {q["name"] for q in settings if q["rate_limit_rps"] is not None}
+        return settings
 
     async def next_due(self, queue_names: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
         async with self.pool.acquire() as conn:
@@ -208,8 +268,29 @@ class PostgresStore(Store):
 
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
                     exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
-        return await self.write(dispatch.claim, allocations, now_ms(), margin_ms, self.node_id,
-                                self.defaults.queue_max_concurrency, exclude, only)
+        """Queues without a rate limit in one statement; those with one (as
+        last seen, or found when a claim of theirs came up short) through the
+        bucket's transaction."""
+        now, limit = now_ms(), self.defaults.queue_max_concurrency
+        plain = [(q, n) for q, n in allocations if q not in self._rated and n > 0]
+        rated = [(q, n) for q, n in allocations if q in self._rated and n > 0]
+        rows: list[dict] = []
+        if plain:
+            rows = await self.write(dispatch.claim, plain, now, margin_ms, self.node_id, limit,
+                                    exclude, only, transaction=False)
+            got = Counter(r["queue_name"] for r in rows)
+            short = [q for q, n in plain if got[q] < n]
+            if short:
+                async with self.pool.acquire() as conn:
+                    newly = await dispatch.rated(conn, short)
+                self._rated |= newly
+                rated += [(q, n) for q, n in plain if q in newly]
+        if rated:
+            more, still = await self.write(dispatch.claim_rated, rated, now, margin_ms,
+                                           self.node_id, limit, exclude, only)
+            self._rated -= {q for q, _ in rated} - still
+            rows += more
+        return rows
 
     async def finish(self, outcomes: list[dict]) -> int:
         return await self.write(dispatch.finish, outcomes, now_ms())

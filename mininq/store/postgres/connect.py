@@ -48,9 +48,11 @@ async def connect(url: str, wait_s: float = CONNECT_WAIT_S, **kwargs) -> asyncpg
             raise _refused(url, _words(e, url)) from None
 
 
-async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
+async def create_pool(url: str, max_size: int,
+                      settings: dict[str, str] | None = None) -> asyncpg.Pool:
     """A pool whose first connection is made (and its failure explained) by `connect`."""
     first = await connect(url)
     await first.close()
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size,
-                                     max_inactive_connection_lifetime=60.0)
+                                     max_inactive_connection_lifetime=60.0,
+                                     server_settings=settings or {})

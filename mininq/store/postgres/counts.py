@@ -52,10 +52,24 @@ async def add(conn: asyncpg.Connection, increments: dict[tuple[str, str, str], f
                            [r[2] for r in rows], random.randrange(SHARDS), [r[3] for r in rows])
 
 
+_CREATED = """
+WITH counted AS (
+    INSERT INTO job_counts (queue_name, status, shard, n)
+    SELECT q, 'pending', $3, n FROM unnest($1::text[], $2::bigint[]) AS t(q, n)
+    ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
+)
+INSERT INTO counters (name, queue_name, key, shard, value)
+SELECT 'jobs_created', q, '', $3, n FROM unnest($1::text[], $2::bigint[]) AS t(q, n)
+ON CONFLICT (name, queue_name, key, shard) DO UPDATE SET value = counters.value + excluded.value
+"""
+
+
 async def created(conn: asyncpg.Connection, per_queue: Counter) -> None:
-    """New jobs: pending counts and the jobs_created counter."""
-    await bump(conn, Counter({(q, "pending"): n for q, n in per_queue.items()}))
-    await add(conn, {("jobs_created", q, ""): n for q, n in per_queue.items()})
+    """New jobs: pending counts and the jobs_created counter, in one statement."""
+    rows = sorted((q, n) for q, n in per_queue.items() if n)
+    if rows:
+        names, ns = [q for q, _ in rows], [n for _, n in rows]
+        await conn.execute(_CREATED, names, ns, random.randrange(SHARDS))
 
 
 async def per_queue(conn: asyncpg.Connection, name: str | None = None) -> dict[str, dict[str, int]]:

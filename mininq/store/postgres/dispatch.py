@@ -3,6 +3,7 @@ record outcomes, reap expired leases, delete finished jobs past retention."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -21,49 +22,73 @@ from mininq.store.rules import (
 
 DB_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
-# The queues of one claim, locked in name order: claims of one queue by
-# several nodes take turns (its limits are exact), claims of different queues
-# don't wait for each other. A paused queue is not locked and gets nothing.
-_LOCK_QUEUES = f"""
-SELECT name, max_concurrency, rate_limit_rps, rate_limit_burst, tokens, tokens_at,
-    {DB_NOW_MS} AS db_now
-FROM queues WHERE name = ANY($1::text[]) AND NOT paused ORDER BY name FOR UPDATE
-"""
-
-# Run after the queue rows are locked, so its snapshot holds every claim
-# committed before: the running count per queue is exact. The picked CTE is
-# materialized so the planner never updates more rows than each LIMIT.
+# A queue's in-flight count lives in its row (`queues.in_flight`), moved by
+# the same statement as each job entering or leaving `running`; a claim locks
+# its queues' rows (in name order), so claims of one queue by several nodes
+# take turns and its limits are exact, while claims of different queues don't
+# wait for each other.
+#
+# One statement claims for every queue without a rate limit: the locked rows
+# come back in their latest version (read committed re-reads a row it had to
+# wait for), jobs another claim took meanwhile fail the re-check of
+# `status = 'pending'` and are passed over, the picked CTE is materialized so
+# the planner never updates more rows than each LIMIT, and the in-flight
+# counts and job counts ($7: the shard, see counts.py) move in the same
+# statement. Queues with a token bucket ($8 true) go through `claim_rated`,
+# which reads and writes the bucket around this statement in one transaction.
 _CLAIM = """
-WITH room AS (
-    SELECT a.queue, greatest(0, least(a.n, a.lim - (
-        SELECT count(*) FROM jobs WHERE queue_name = a.queue AND status = 'running')))::int AS n
-    FROM unnest($1::text[], $2::int[], $3::int[]) AS a(queue, n, lim)
+WITH q AS MATERIALIZED (
+    SELECT name, least(a.n, coalesce(max_concurrency, $3) - in_flight) AS n
+    FROM queues JOIN unnest($1::text[], $2::int[]) AS a(queue, n) ON name = a.queue
+    WHERE NOT paused AND (rate_limit_rps IS NULL OR $8)
+    ORDER BY name FOR UPDATE OF queues
 ), picked AS MATERIALIZED (
-    SELECT p.id FROM room, LATERAL (
+    SELECT p.id FROM q, LATERAL (
         SELECT id FROM jobs
-        WHERE queue_name = room.queue AND status = 'pending' AND visible_at <= $4 AND {which}
+        WHERE queue_name = q.name AND status = 'pending' AND visible_at <= $4 AND {which}
         ORDER BY priority DESC, visible_at, id
-        LIMIT room.n
+        LIMIT greatest(q.n, 0)
         FOR UPDATE SKIP LOCKED
     ) p
+), claimed AS (
+    UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
+        lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
+    FROM picked WHERE jobs.id = picked.id
+    RETURNING jobs.id, queue_name, priority, visible_at, callback_url, payload, headers,
+        attempt, max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms,
+        destination
+), got AS (
+    SELECT queue_name, count(*)::int AS n FROM claimed GROUP BY queue_name ORDER BY queue_name
+), raised AS (
+    UPDATE queues SET in_flight = queues.in_flight + got.n FROM got
+    WHERE queues.name = got.queue_name
+), counted AS (
+    INSERT INTO job_counts (queue_name, status, shard, n)
+    SELECT queue_name, s.status, $7, s.sign * n
+    FROM got, (VALUES ('pending', -1), ('running', 1)) AS s(status, sign)
+    ORDER BY 1, 2
+    ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
 )
-UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
-    lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
-FROM picked WHERE jobs.id = picked.id
-RETURNING jobs.id, queue_name, priority, visible_at, callback_url, payload, headers, attempt,
-    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms, destination
+SELECT * FROM claimed
 """
-# Every destination but the left-out ones ($7), through jobs_claim (which
+# Every destination but the left-out ones ($9), through jobs_claim (which
 # includes destination, so left-out rows are skipped in the index); or the
-# jobs of one destination ($7) through jobs_destination.
-_CLAIM_ANY = _CLAIM.format(which="destination <> ALL($7::text[])")
-_CLAIM_ONE = _CLAIM.format(which="destination = $7::text")
+# jobs of one destination ($9) through jobs_destination.
+_CLAIM_ANY = _CLAIM.format(which="destination <> ALL($9::text[])")
+_CLAIM_ONE = _CLAIM.format(which="destination = $9::text")
+
+_LOCK_RATED = f"""
+SELECT name, rate_limit_rps, rate_limit_burst, tokens, tokens_at, {DB_NOW_MS} AS db_now
+FROM queues WHERE name = ANY($1::text[]) AND NOT paused AND rate_limit_rps IS NOT NULL
+ORDER BY name FOR UPDATE
+"""
 
 _SAVE_BUCKETS = """
 UPDATE queues SET tokens = b.tokens, tokens_at = b.at
 FROM unnest($1::text[], $2::float8[], $3::int8[]) AS b(name, tokens, at)
 WHERE queues.name = b.name
 """
+
 
 
 def _bucket(q: Any) -> TokenBucket | None:
@@ -74,43 +99,71 @@ def _bucket(q: Any) -> TokenBucket | None:
     return TokenBucket.from_state(rps, burst, q["tokens"], q["tokens_at"], q["db_now"])
 
 
+async def _claim(conn: asyncpg.Connection, wanted: dict[str, int], now: int, margin_ms: int,
+                 node_id: str | None, default_limit: int, rated: bool,
+                 exclude: Sequence[str], only: str | None) -> list[dict]:
+    names = sorted(wanted)
+    sql, which = (_CLAIM_ANY, list(exclude)) if only is None else (_CLAIM_ONE, only)
+    rows = [dict(r) for r in await conn.fetch(
+        sql, names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
+        random.randrange(counts.SHARDS), rated, which)]
+    rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
+    return rows
+
+
 async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
                 margin_ms: int, node_id: str | None, default_limit: int,
                 exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
-    """Lease up to n due jobs of each queue within its global limits, none of
-    the destinations in `exclude` (or only those of `only`); claim order."""
-    wanted = dict(a for a in allocations if a[1] > 0)
+    """Lease up to n due jobs of each queue without a rate limit, within its
+    global max_concurrency, none of the destinations in `exclude` (or only
+    those of `only`); one statement (run it outside a transaction).
+    Queues with a rate limit get nothing here: see `claim_rated`."""
+    wanted = {q: n for q, n in allocations if n > 0}
     if not wanted:
         return []
-    locked = await conn.fetch(_LOCK_QUEUES, sorted(wanted))
-    names, ns, limits, buckets = [], [], [], {}
+    return await _claim(conn, wanted, now, margin_ms, node_id, default_limit, False,
+                        exclude, only)
+
+
+async def rated(conn: asyncpg.Connection, names: list[str]) -> set[str]:
+    """Which of these queues have a rate limit."""
+    return {r["name"] for r in await conn.fetch(
+        "SELECT name FROM queues WHERE name = ANY($1::text[]) AND rate_limit_rps IS NOT NULL",
+        names)}
+
+
+async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
+                      margin_ms: int, node_id: str | None, default_limit: int,
+                      exclude: Sequence[str] = (),
+                      only: str | None = None) -> tuple[list[dict], set[str]]:
+    """Like `claim`, for queues with a token bucket: in one transaction, lock
+    their rows, take what the buckets allow (`TokenBucket`, on database time),
+    claim, and store the buckets back. Also returns which of the queues still
+    have a rate limit."""
+    wanted = {q: n for q, n in allocations if n > 0}
+    if not wanted:
+        return [], set()
+    allowed: dict[str, int] = {}
+    buckets = {}
+    locked = await conn.fetch(_LOCK_RATED, sorted(wanted))
     for q in locked:
-        n = wanted[q["name"]]
         bucket = _bucket(q)
-        if bucket is not None:
-            n = min(n, bucket.available(q["db_now"]))
-            buckets[q["name"]] = (bucket, q["db_now"])
+        n = min(wanted[q["name"]], bucket.available(q["db_now"]))
         if n > 0:
-            names.append(q["name"])
-            ns.append(n)
-            limits.append(q["max_concurrency"] or default_limit)
-    if not names:
-        return []
-    sql, which = (_CLAIM_ANY, list(exclude)) if only is None else (_CLAIM_ONE, only)
-    rows = [dict(r) for r in await conn.fetch(sql, names, ns, limits, now, margin_ms, node_id,
-                                               which)]
-    rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
+            allowed[q["name"]] = n
+            buckets[q["name"]] = (bucket, q["db_now"])
+    still = {q["name"] for q in locked}
+    if not allowed:
+        return [], still
+    rows = await _claim(conn, allowed, now, margin_ms, node_id, default_limit, True,
+                        exclude, only)
     got = Counter(r["queue_name"] for r in rows)
     spent = [(name, *b.state()) for name, (b, at) in buckets.items()
              if got[name] and b.take(at, got[name])]
     if spent:
         await conn.execute(_SAVE_BUCKETS, [s[0] for s in spent], [s[1] for s in spent],
                            [s[2] for s in spent])
-    deltas: Counter = Counter()
-    for name, n in got.items():
-        counts.moved(deltas, name, "pending", "running", n)
-    await counts.bump(conn, deltas)
-    return rows
+    return rows, still
 
 
 _NEXT_DUE = f"""
@@ -118,7 +171,7 @@ SELECT q.name, q.max_concurrency, q.rate_limit_rps, q.rate_limit_burst, q.tokens
     {DB_NOW_MS} AS db_now,
     (SELECT min(visible_at) FROM jobs WHERE queue_name = q.name AND status = 'pending'
         AND destination <> ALL($2::text[])) AS due,
-    (SELECT count(*) FROM jobs WHERE queue_name = q.name AND status = 'running') AS running
+    q.in_flight AS running
 FROM queues q WHERE q.name = ANY($1::text[])
 """
 
@@ -140,15 +193,27 @@ async def next_due(conn: asyncpg.Connection, queues: list[str], now: int,
     return out
 
 
-_FINISH = """
-UPDATE jobs SET status = o.status, visible_at = coalesce(o.visible_at, jobs.visible_at),
-    result = coalesce(o.result, jobs.result), last_error = o.error,
-    completed_at = o.completed_at, lease_until = NULL, updated_at = $8
-FROM unnest($1::text[], $2::int[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[])
-    AS o(id, attempt, status, visible_at, result, error, completed_at)
-WHERE jobs.id = o.id AND jobs.status = 'running' AND jobs.attempt = o.attempt
-RETURNING jobs.queue_name, o.status
+# Every statement that takes jobs out of `running` lowers their queues'
+# in-flight counts in the same statement.
+_LOWER = """, lowered AS (
+    UPDATE queues SET in_flight = greatest(0, queues.in_flight - d.n)
+    FROM (SELECT queue_name, count(*)::int AS n FROM done GROUP BY queue_name
+          ORDER BY queue_name) AS d
+    WHERE queues.name = d.queue_name
+)
+SELECT * FROM done
 """
+
+_FINISH = """
+WITH done AS (
+    UPDATE jobs SET status = o.status, visible_at = coalesce(o.visible_at, jobs.visible_at),
+        result = coalesce(o.result, jobs.result), last_error = o.error,
+        completed_at = o.completed_at, lease_until = NULL, updated_at = $8
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::int8[], $5::text[], $6::text[],
+                $7::int8[]) AS o(id, attempt, status, visible_at, result, error, completed_at)
+    WHERE jobs.id = o.id AND jobs.status = 'running' AND jobs.attempt = o.attempt
+    RETURNING jobs.queue_name, o.status
+)""" + _LOWER
 
 _ATTEMPTS = """
 INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, outcome, error)
@@ -193,13 +258,13 @@ _TAKE_BACK = """
 WITH lost AS MATERIALIZED (
     SELECT id FROM jobs WHERE status = 'running' AND {where}
     ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
-)
-UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
-    visible_at = $1, lease_until = NULL, updated_at = $1, last_error = $2,
-    completed_at = CASE WHEN attempt > max_retries THEN $1 ELSE completed_at END
-FROM lost WHERE jobs.id = lost.id
-RETURNING jobs.id, queue_name, attempt, max_retries, started_at, status
-"""
+), done AS (
+    UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
+        visible_at = $1, lease_until = NULL, updated_at = $1, last_error = $2,
+        completed_at = CASE WHEN attempt > max_retries THEN $1 ELSE completed_at END
+    FROM lost WHERE jobs.id = lost.id
+    RETURNING jobs.id, queue_name, attempt, max_retries, started_at, status
+)""" + _LOWER
 _REAP = _TAKE_BACK.format(where="lease_until < $3")
 _RESCUE_MINE = _TAKE_BACK.format(where="node_id = $3")
 # Running on a node that is not alive any more: declared dead, or gone.

@@ -54,33 +54,43 @@ def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
 
 async def create_jobs(conn: asyncpg.Connection, specs: list[dict], defaults: Any,
                       now: int) -> list[tuple[dict, bool]]:
-    """Insert jobs (all or none: the caller's transaction); (job, created) per spec.
+    """Insert jobs (all or none: the caller's transaction); (job, created) per spec."""
+    return (await create_many(conn, [specs], defaults, now))[0]
 
-    Rows without a key go in with one statement. A key held by another job,
-    also one another node is inserting right now, returns that job: the
-    insert waits for the other transaction and then finds the row."""
+
+async def create_many(conn: asyncpg.Connection, calls: list[list[dict]], defaults: Any,
+                      now: int) -> list[list[tuple[dict, bool]]]:
+    """Several create_jobs calls in one transaction: each queue looked up once,
+    one insert for every row without a key, one update of the counts.
+
+    A key held by another job, also one another node is inserting right now,
+    returns that job: the insert waits for the other transaction and then
+    finds the row."""
     queues: dict[str, dict] = {}
-    out: list[tuple[dict, bool]] = []
+    results: list[list[tuple[dict, bool]]] = []
     plain: list[dict] = []
     per_queue: Counter = Counter()
-    for spec in specs:
-        name = spec["queue_name"]
-        if name not in queues:
-            queues[name] = await ensure_queue(conn, name, now)
-        row = _new_row(spec, queues[name], defaults, now)
-        if row["idempotency_key"] is None:
-            plain.append(row)
-        elif await conn.fetchval(_INSERT_KEYED, *(row[c] for c in COLUMNS)) is None:
-            existing = await conn.fetchrow(f"{SELECT} WHERE idempotency_key = $1",
-                                           row["idempotency_key"])
-            out.append((dict(existing), False))
-            continue
-        per_queue[name] += 1
-        out.append((row, True))
+    for specs in calls:
+        out: list[tuple[dict, bool]] = []
+        for spec in specs:
+            name = spec["queue_name"]
+            if name not in queues:
+                queues[name] = await ensure_queue(conn, name, now)
+            row = _new_row(spec, queues[name], defaults, now)
+            if row["idempotency_key"] is None:
+                plain.append(row)
+            elif await conn.fetchval(_INSERT_KEYED, *(row[c] for c in COLUMNS)) is None:
+                existing = await conn.fetchrow(f"{SELECT} WHERE idempotency_key = $1",
+                                               row["idempotency_key"])
+                out.append((dict(existing), False))
+                continue
+            per_queue[name] += 1
+            out.append((row, True))
+        results.append(out)
     if plain:
         await conn.execute(_INSERT_MANY, *([r[c] for r in plain] for c in COLUMNS))
     await counts.created(conn, per_queue)
-    return out
+    return results
 
 
 async def get_job(conn: asyncpg.Connection, job_id: str) -> dict | None:

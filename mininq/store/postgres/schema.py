@@ -49,6 +49,9 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[asyncpg.Connection], Awaitable[
                 paused boolean NOT NULL DEFAULT false,
                 created_at bigint NOT NULL,
                 updated_at bigint NOT NULL,
+                -- Jobs of the queue running on any node: moved by every
+                -- statement that moves a job into or out of running.
+                in_flight integer NOT NULL DEFAULT 0,
                 -- The queue's token bucket, shared by every node: tokens as of
                 -- tokens_at (database time, ms); NULL is a full bucket.
                 tokens double precision,
@@ -92,8 +95,7 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[asyncpg.Connection], Awaitable[
             """CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key)
                WHERE idempotency_key IS NOT NULL""",
             "CREATE INDEX jobs_lease ON jobs (lease_until) WHERE status = 'running'",
-            # In flight per queue (global max_concurrency) and per node (rescue).
-            "CREATE INDEX jobs_running ON jobs (queue_name) WHERE status = 'running'",
+            # Running jobs per node: its in_flight, and the rescue of a dead one.
             "CREATE INDEX jobs_node ON jobs (node_id) WHERE status = 'running'",
             "CREATE INDEX jobs_queue_status ON jobs (queue_name, status, id)",
             "CREATE INDEX jobs_schedule ON jobs (schedule_id, id) WHERE schedule_id IS NOT NULL",

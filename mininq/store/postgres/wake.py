@@ -28,12 +28,17 @@ log = get_logger("mininq.engine")
 
 CHANNEL = "mininq_wake"
 DEBOUNCE_S = 0.005
+# Finished deliveries wake other nodes less often: only a node waiting for
+# room in a queue's global max_concurrency needs to hear it, and it also polls.
+FREED_DEBOUNCE_S = 0.025
+FREED = b"f"
 RECONNECT_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class NotifyWaker(Waker):
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, node_id: str | None = None) -> None:
         self._pool = pool
+        self._node = node_id or ""
         self._due: set[str] = set()  # payloads to send on the next flush
         self._last: dict[str, float] = {}  # payload -> when it was last sent
         self._later: set[str] = set()  # payloads held back by the debounce window
@@ -55,14 +60,17 @@ class NotifyWaker(Waker):
 
     def slots_freed(self, queue_names: Iterable[str]) -> None:
         for name in queue_names:
-            self.wake(JOBS, name)
+            # Signed: the node's own engine knows already (a finished delivery
+            # wakes its dispatcher) and ignores it.
+            self.wake(FREED, f"{name}\t{self._node}")
 
     def _want(self, payload: str) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        wait = self._last.get(payload, 0.0) + DEBOUNCE_S - time.monotonic()
+        window = FREED_DEBOUNCE_S if payload.startswith(FREED.decode()) else DEBOUNCE_S
+        wait = self._last.get(payload, 0.0) + window - time.monotonic()
         if wait > 0:
             if payload not in self._later:
                 self._later.add(payload)
@@ -87,7 +95,7 @@ class NotifyWaker(Waker):
         for p in payloads:
             self._last[p] = now
         if len(self._last) > 10_000:
-            self._last = {p: t for p, t in self._last.items() if now - t < DEBOUNCE_S}
+            self._last = {p: t for p, t in self._last.items() if now - t < FREED_DEBOUNCE_S}
         task = asyncio.get_running_loop().create_task(self._send(payloads))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -106,9 +114,10 @@ class NotifyWaker(Waker):
 
 
 class ListenConnection(WakeListener):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, node_id: str | None = None) -> None:
         super().__init__()
         self._url = url
+        self._own_freed = f"\t{node_id}" if node_id else None
         self._conn: asyncpg.Connection | None = None
         self._closing = False
         self._reconnect: asyncio.Task | None = None
@@ -120,6 +129,10 @@ class ListenConnection(WakeListener):
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
         kind = payload[:1].encode()
+        if kind == FREED:
+            if self._own_freed and payload.endswith(self._own_freed):
+                return
+            kind = JOBS
         if kind in KINDS:
             self.deliver((kind,))
 

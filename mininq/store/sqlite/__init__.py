@@ -38,7 +38,8 @@ class SqliteBackend(Backend):
     def prepare(self) -> None:
         migrate_file(self.db_path)
 
-    async def open_store(self, defaults: Any, node_id: str | None = None) -> Store:
+    async def open_store(self, defaults: Any, node_id: str | None = None,
+                         durable_writes: bool = True) -> Store:
         store = SqliteStore(self.db_path, defaults)
         await store.open()
         return store
