@@ -177,6 +177,34 @@ async def test_claim_takes_at_most_n_per_queue(store, backend):
 
 
 @contract
+async def test_claim_leaves_out_excluded_destinations_or_takes_only_one(store, backend):
+    """Destinations: the column set at creation, exclusion and `only` claims,
+    claim order kept, next_due without the excluded ones."""
+    now = now_ms()
+    a, b = "http://A.example/x", "https://b.example:8443/y"
+    made = await store.create_jobs([
+        spec(callback_url=a, visible_at=now - 5000), spec(callback_url=b, visible_at=now - 4000),
+        spec(callback_url=a, visible_at=now - 3000), spec(callback_url=b, visible_at=now + 60_000),
+        spec(callback_url=b, visible_at=now - 2000, priority=1),
+    ])
+    ids = [j["id"] for j, _ in made]
+    assert (await store.get_job(ids[0]))["destination"] == "http://a.example:80"
+    assert (await store.next_due(["q"], ["https://b.example:8443"]))["q"] == now - 5000
+    assert (await store.next_due(["q"], ["http://a.example:80"]))["q"] == now - 4000
+    got = await store.claim([("q", 10)], 5000, exclude=["http://a.example:80"])
+    assert [j["id"] for j in got] == [ids[4], ids[1]]
+    assert {j["destination"] for j in got} == {"https://b.example:8443"}
+    assert (await store.next_due(["q"], ["http://a.example:80"]))["q"] == now + 60_000
+    got = await store.claim([("q", 1)], 5000, only="http://a.example:80")
+    assert [j["id"] for j in got] == [ids[0]]
+    assert await store.claim([("q", 5)], 5000, exclude=["http://a.example:80",
+                                                         "https://b.example:8443"]) == []
+    got = await store.claim([("q", 5)], 5000)
+    assert [j["id"] for j in got] == [ids[2]]
+    assert await counts_of(store, "q") == {"pending": 1, "running": 4}
+
+
+@contract
 async def test_paused_queue_is_not_claimed(store, backend):
     await store.create_jobs([spec()])
     await store.update_queue("q", {"paused": True})
