@@ -142,3 +142,46 @@ def test_retry_after_pauses_the_destination(
         served = [h for h in b.hits(pb) if first.finished + 0.5 < h.started < second.started - 0.5]
         assert len(served) >= 20, f"B got {len(served)} requests while A was paused"
         r.wait_for(pa, 101, timeout=20)
+
+
+def test_destinations_list_reset_and_metrics(
+        mq: tuple[MininqServer, ApiClient], qname: str) -> None:
+    srv, api = mq
+    with Receiver() as r:
+        path = r.new_path()
+        r.respond(path, Reply(500, b"down"))
+        dest = r.base_url
+        api.post("/queues", json={"name": qname, "max_concurrency": 1}).expect(201)
+        batch(api, [{"callback_url": r.url(path), "queue_name": qname, "max_retries": 0}] * 15)
+
+        def row() -> dict | None:
+            rows = api.get("/destinations").expect(200)
+            return next((d for d in rows if d["destination"] == dest), None)
+
+        seen = wait_until(lambda: (d := row()) and d["state"] == "open" and d["in_flight"] == 0
+                          and d, timeout=10, message=lambda: f"{row()}")
+        assert seen["consecutive_failures"] == 10 and seen["failed"] == 10
+        assert seen["delivered"] == 0 and seen["last_status"] == 500
+        assert seen["last_error"].startswith("HTTP 500") and seen["pending"] == 5
+        assert seen["open_until"].endswith("Z") and seen["node"]
+        assert set(seen) == {"destination", "state", "limit", "in_flight", "pending",
+                             "consecutive_failures", "last_status", "last_error", "open_until",
+                             "delivered", "failed", "node"}
+        resp = api.get("/metrics/prometheus")
+        resp.expect(200)
+        text = resp.text
+        assert f'mininq_destination_state{{destination="{dest}",node="{seen["node"]}"}} 2' in text
+        assert f'mininq_destination_limit{{destination="{dest}"' in text
+        assert "# TYPE mininq_destination_in_flight gauge" in text
+
+        r.respond(path, Reply(200, b"ok"))
+        reset = api.post("/destinations/reset", json={"destination": dest}).expect(200)
+        assert (reset["state"], reset["consecutive_failures"], reset["limit"],
+                reset["open_until"]) == ("closed", 0, 8, None)
+        # The engine applies it at once: the rest go out before the cool-down ends.
+        r.wait_for(path, 15, timeout=3)
+
+        api.post("/destinations/reset", json={"destination": "http://nowhere:1"}).expect(404)
+        for body in ({}, {"destination": 5}, [1]):
+            err = api.post("/destinations/reset", json=body).expect(400)
+            assert "destination" in err["error"] or "body" in err["error"], err

@@ -26,7 +26,7 @@ from mininq.store.rules import LEASE_LOST, NODE_LOST
 
 DEFAULTS = DefaultsConfig()
 URL = "http://127.0.0.1:9/hook"
-TABLES = "jobs, attempts, queues, schedules, job_counts, counters, nodes"
+TABLES = "jobs, attempts, queues, schedules, job_counts, counters, nodes, destinations"
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +202,36 @@ async def test_claim_leaves_out_excluded_destinations_or_takes_only_one(store, b
     got = await store.claim([("q", 5)], 5000)
     assert [j["id"] for j in got] == [ids[2]]
     assert await counts_of(store, "q") == {"pending": 1, "running": 4}
+
+
+def dest_row(destination: str, **extra) -> dict:
+    return {"destination": destination, "state": "closed", "limit": 8, "in_flight": 0,
+            "consecutive_failures": 0, "last_status": 200, "last_error": None,
+            "open_until": None, "delivered": 1, "failed": 0, "seen_at": now_ms(), **extra}
+
+
+@contract
+async def test_destination_rows_ride_with_outcomes_and_resets_reach_the_engine(store, backend):
+    a = "http://a.example:80"
+    await store.create_jobs([spec(callback_url="http://a.example/"), spec()])
+    [job, _] = await store.claim([("q", 2)], 5000)
+    open_row = dest_row(a, state="open", limit=1, in_flight=1, consecutive_failures=10,
+                        last_status=503, last_error="HTTP 503", open_until=now_ms() + 5000,
+                        failed=10)
+    await store.finish([outcome(job, "retry", visible_at=now_ms())], [open_row])
+    await store.finish([], [dest_row("http://old.example:80", seen_at=now_ms() - 3_700_000)])
+    [row] = await store.list_destinations()
+    assert {k: row[k] for k in open_row} == open_row
+    assert row["node"] == "node-a" and row["pending"] == 1
+    assert await store.destination_resets() == {}
+    assert await store.reset_destination("http://nowhere:80", 8) == []
+    [reset] = await store.reset_destination(a, 8)
+    assert (reset["state"], reset["limit"], reset["consecutive_failures"],
+            reset["open_until"], reset["failed"]) == ("closed", 8, 0, None, 10)
+    assert await store.destination_resets() == {a: 1}
+    # The engine's next write keeps the count of resets asked.
+    await store.finish([], [dest_row(a)])
+    assert await store.destination_resets() == {a: 1}
 
 
 @contract

@@ -2,6 +2,6 @@
 
 from sanic import Blueprint
 
-from mininq.api import jobs, openapi, queues, schedules, system
+from mininq.api import destinations, jobs, openapi, queues, schedules, system
 
-api = Blueprint.group(jobs.bp, queues.bp, schedules.bp, system.bp, openapi.bp)
+api = Blueprint.group(jobs.bp, queues.bp, schedules.bp, system.bp, destinations.bp, openapi.bp)

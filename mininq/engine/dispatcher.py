@@ -74,6 +74,7 @@ class Dispatcher:
         self._between_ticks = asyncio.Event()
         self._holding_since: int | None = None
         self._between_ticks.set()
+        self._resets_seen: dict[str, int] | None = None
         self.max_per_destination = (config.webhooks.max_in_flight_per_destination
                                     or config.worker.concurrency)
         self.destinations = Destinations(self.max_per_destination,
@@ -137,9 +138,29 @@ class Dispatcher:
             self._settings_generation = self.signal.generation
             self._settings = await self.store.queue_settings()
             self._settings_read_at = now
+            await self._apply_resets()
         return self._settings
 
+    async def _apply_resets(self) -> None:
+        """Resets asked through POST /destinations/reset since the last look
+        (the first look only notes what was asked before this engine ran)."""
+        asked = await self.store.destination_resets()
+        if self._resets_seen is not None:
+            for d, n in asked.items():
+                if n > self._resets_seen.get(d, 0):
+                    self.destinations.reset(d)
+        self._resets_seen = asked
+        if self.destinations.dirty:
+            self.finisher.poke()
+
     async def tick(self, probe: bool = False) -> int | None:
+        try:
+            return await self._tick(probe)
+        finally:
+            if self.destinations.dirty:
+                self.finisher.poke()
+
+    async def _tick(self, probe: bool) -> int | None:
         """One pass: claim what may run now. Returns ms until the next moment worth
         waking for (None: only a wake or a finished delivery can change anything).
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 
+from mininq.clock import now_ms
 from mininq.config import Config
 from mininq.engine.cleanup import run_cleanup
 from mininq.engine.delivery import Deliverer
@@ -68,7 +69,8 @@ class Engine:
         deliverer = Deliverer(cfg.worker.concurrency, cfg.webhooks.signing_secret,
                               cfg.webhooks.max_result_bytes)
         await deliverer.open()
-        finisher = Finisher(store, waker.slots_freed)
+        finisher = Finisher(store, waker.slots_freed,
+                            lambda: dispatcher.destinations.snapshot(now_ms()))
         dispatch_signal = wake.signal(JOBS)
         wake.attach(dispatch_signal, QUEUES, notify=True)
         schedule_signal = wake.signal(SCHEDULES)

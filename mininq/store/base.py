@@ -96,8 +96,9 @@ class Store(ABC):
         """Lease up to n due jobs per (queue, n), highest priority first, none
         of a destination in `exclude`; with `only`, jobs of that destination alone."""
     @abstractmethod
-    async def finish(self, outcomes: list[dict]) -> int:
-        """Record attempt outcomes in one transaction."""
+    async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        """Record attempt outcomes in one transaction, with this node's view of
+        the destinations that changed (`rules.DESTINATION_FIELDS` per row)."""
     @abstractmethod
     async def reap(self, before: int) -> list[dict]:
         """Return jobs whose lease ended before `before` to pending (or dead)."""
@@ -114,6 +115,19 @@ class Store(ABC):
     async def delete_finished(self, status: str, older_than: int, batch: int) -> int: ...
     @abstractmethod
     async def checkpoint(self) -> None: ...
+
+    # -- destinations -------------------------------------------------------
+    @abstractmethod
+    async def list_destinations(self) -> list[dict]:
+        """Every node's rows seen in the last hour (at most 1,000), each with
+        `node` and `pending` (its pending jobs, counted now)."""
+    @abstractmethod
+    async def reset_destination(self, destination: str, limit: int) -> list[dict]:
+        """Ask every node's engine to reset the destination; its rows as they
+        will read (empty: unknown)."""
+    @abstractmethod
+    async def destination_resets(self) -> dict[str, int]:
+        """Resets asked so far per destination of this node (the engine applies new ones)."""
 
     # -- nodes --------------------------------------------------------------
     @abstractmethod

@@ -27,6 +27,7 @@ from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
 from mininq.store.errors import StartupError
 from mininq.store.postgres import counts, dispatch, jobs, nodes, queues, schedules
+from mininq.store.postgres import destinations as dest_sql
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
@@ -292,8 +293,23 @@ class PostgresStore(Store):
             rows += more
         return rows
 
-    async def finish(self, outcomes: list[dict]) -> int:
-        return await self.write(dispatch.finish, outcomes, now_ms())
+    async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        async def write(conn: asyncpg.Connection, now: int) -> int:
+            n = await dispatch.finish(conn, outcomes, now) if outcomes else 0
+            if destinations:
+                await dest_sql.save(conn, self.node_id or "", destinations, now)
+            return n
+
+        return await self.write(write, now_ms())
+
+    async def list_destinations(self) -> list[dict]:
+        return await self.read(dest_sql.list_destinations, now_ms())
+
+    async def reset_destination(self, destination: str, limit: int) -> list[dict]:
+        return await self.write(dest_sql.reset, destination, limit)
+
+    async def destination_resets(self) -> dict[str, int]:
+        return await self.read(dest_sql.resets, self.node_id or "")
 
     async def reap(self, before: int) -> list[dict]:
         out: list[dict] = []
