@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support import ApiClient, MininqServer, Receiver, Reply, wait_until
+from test_api_misc import assert_matches
 
 CONFIG = """\
 [worker]
@@ -164,9 +165,7 @@ def test_destinations_list_reset_and_metrics(
         assert seen["delivered"] == 0 and seen["last_status"] == 500
         assert seen["last_error"].startswith("HTTP 500") and seen["pending"] == 5
         assert seen["open_until"].endswith("Z") and seen["node"]
-        assert set(seen) == {"destination", "state", "limit", "in_flight", "pending",
-                             "consecutive_failures", "last_status", "last_error", "open_until",
-                             "delivered", "failed", "node"}
+        assert_matches(api.get("/openapi.json").expect(200), "Destination", seen)
         resp = api.get("/metrics/prometheus")
         resp.expect(200)
         text = resp.text
@@ -176,6 +175,7 @@ def test_destinations_list_reset_and_metrics(
 
         r.respond(path, Reply(200, b"ok"))
         reset = api.post("/destinations/reset", json={"destination": dest}).expect(200)
+        assert_matches(api.get("/openapi.json").expect(200), "Destination", reset)
         assert (reset["state"], reset["consecutive_failures"], reset["limit"],
                 reset["open_until"]) == ("closed", 0, 8, None)
         # The engine applies it at once: the rest go out before the cool-down ends.
