@@ -147,7 +147,7 @@ def test_retry_after_pauses_the_destination(
 
 def test_destinations_list_reset_and_metrics(
         mq: tuple[MininqServer, ApiClient], qname: str) -> None:
-    srv, api = mq
+    _, api = mq
     with Receiver() as r:
         path = r.new_path()
         r.respond(path, Reply(500, b"down"))
