@@ -9,7 +9,7 @@ engine when it re-reads its settings.
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Blueprint, Request, Sanic
 
 from mininq.api.responses import json_response, parse_body
 from mininq.api.validate import ValidationError
@@ -32,29 +32,29 @@ def render(row: dict) -> dict:
     }
 
 
-async def destinations(request: Request) -> list[dict]:
-    """Every node's view, busiest first (shared with the dashboard and metrics)."""
-    return [render(r) for r in busiest_first(await request.app.ctx.store.list_destinations())]
+async def destinations(app: Sanic) -> list[dict]:
+    """Every node's view, busiest first (shared with the dashboard)."""
+    return [render(r) for r in busiest_first(await app.ctx.store.list_destinations())]
 
 
-def starting_limit(request: Request) -> int:
-    cfg = request.app.ctx.config
+def starting_limit(app: Sanic) -> int:
+    cfg = app.ctx.config
     return cfg.webhooks.max_in_flight_per_destination or cfg.worker.concurrency
 
 
-async def reset(request: Request, destination: str) -> dict:
+async def reset(app: Sanic, destination: str) -> dict:
     """Reset one destination on every node; this node's row (else the first) as it now reads."""
-    rows = await request.app.ctx.store.reset_destination(destination, starting_limit(request))
+    rows = await app.ctx.store.reset_destination(destination, starting_limit(app))
     if not rows:
         raise NotFound(f"destination {destination!r} not found")
-    request.app.ctx.waker.wake(QUEUES)
-    mine = [r for r in rows if r["node"] == request.app.ctx.node.id]
+    app.ctx.waker.wake(QUEUES)
+    mine = [r for r in rows if r["node"] == app.ctx.node.id]
     return render((mine or rows)[0])
 
 
 @bp.get("/destinations")
 async def list_destinations(request: Request):
-    return json_response(await destinations(request))
+    return json_response(await destinations(request.app))
 
 
 @bp.post("/destinations/reset")
@@ -66,4 +66,4 @@ async def reset_destination(request: Request):
     if not isinstance(destination, str):
         raise ValidationError("destination", "required, a string such as "
                                              "\"https://example.com:443\"")
-    return json_response(await reset(request, destination))
+    return json_response(await reset(request.app, destination))
