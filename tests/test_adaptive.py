@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mininq.destination import destination_of
+from mininq.egress import EgressPolicy
 from mininq.engine.adaptive import (
     ALIVE,
     CLOSED,
@@ -141,3 +142,24 @@ def test_reset() -> None:
     assert c.state == OPEN and c.limit == 1
     c.reset()
     assert (c.state, c.failures, c.limit, c.reopens_at(1)) == (CLOSED, 0, 4, None)
+
+
+@pytest.mark.parametrize(("deny", "allow", "address", "want"), [
+    ((), (), "127.0.0.1", None),
+    (("private",), (), "127.0.0.1", "private (127.0.0.0/8)"),
+    (("private",), (), "169.254.169.254", "private (169.254.0.0/16)"),
+    (("private",), (), "::1", "private (::1/128)"),
+    (("private",), (), "::ffff:10.1.2.3", "private (10.0.0.0/8)"),
+    (("private",), (), "fd00::1", "private (fc00::/7)"),
+    (("private",), (), "93.184.216.34", None),
+    (("private",), ("127.0.0.1/32",), "127.0.0.1", None),
+    (("private",), ("127.0.0.1/32",), "127.0.0.2", "private (127.0.0.0/8)"),
+    (("10.0.0.0/8", "192.168.1.0/24"), (), "192.168.1.7", "192.168.1.0/24"),
+])
+def test_egress_policy(deny: tuple, allow: tuple, address: str, want: str | None) -> None:
+    assert EgressPolicy.from_lists(deny, allow).denied_by(address) == want
+
+
+def test_egress_policy_names_a_bad_entry() -> None:
+    with pytest.raises(ValueError, match="'10.0.0.0/33' is not a CIDR"):
+        EgressPolicy.from_lists(["10.0.0.0/33"], [])

@@ -185,3 +185,36 @@ def test_destinations_list_reset_and_metrics(
         for body in ({}, {"destination": 5}, [1]):
             err = api.post("/destinations/reset", json=body).expect(400)
             assert "destination" in err["error"] or "body" in err["error"], err
+
+
+def test_egress_policy_refuses_private_addresses(make_server, qname: str) -> None:
+    """deny private: a literal 127.0.0.1 is refused at creation; a name that
+    resolves to it goes dead naming the rule, the receiver sees nothing; an
+    allow entry lets it through."""
+    with Receiver() as r:
+        port = r.base_url.rsplit(":", 1)[1]
+        path = r.new_path()
+        srv = make_server('[webhooks]\ndeny_networks = ["private"]\n')
+        with srv.client() as api:
+            err = api.post("/jobs", json={"callback_url": r.url(path)}).expect(400)
+            assert err["error"].startswith("callback_url: 127.0.0.1 is refused by "
+                                           "webhooks.deny_networks rule private"), err
+            err = api.post("/jobs/batch", json={"jobs": [
+                {"callback_url": "http://example.com/"}, {"callback_url": r.url(path)}]}
+            ).expect(400)
+            assert err["error"].startswith("jobs[1].callback_url: "), err
+            job = api.post("/jobs", json={"callback_url": f"http://localhost:{port}{path}",
+                                          "queue_name": qname, "max_retries": 5}).expect(201)
+            dead = api.wait_job(job["id"], "dead")
+            assert dead["attempt"] == 1, dead
+            assert "deny_networks rule private" in dead["last_error"], dead
+            assert "localhost" in dead["last_error"], dead
+            assert r.hits(path) == []
+        srv.stop()
+        allowed = make_server('[webhooks]\ndeny_networks = ["private"]\n'
+                              'allow_networks = ["127.0.0.1/32", "::1/128"]\n')
+        with allowed.client() as api:
+            for url in (r.url(path), f"http://localhost:{port}{path}"):
+                job = api.post("/jobs", json={"callback_url": url}).expect(201)
+                api.wait_job(job["id"], "completed")
+            assert len(r.hits(path)) == 2
