@@ -294,10 +294,14 @@ class PostgresStore(Store):
         return rows
 
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        """Outcomes alone in one statement; with destination rows, both in
+        one transaction."""
+        if not destinations:
+            return await self.write(dispatch.finish, outcomes, now_ms(), transaction=False)
+
         async def write(conn: asyncpg.Connection, now: int) -> int:
             n = await dispatch.finish(conn, outcomes, now) if outcomes else 0
-            if destinations:
-                await dest_sql.save(conn, self.node_id or "", destinations, now)
+            await dest_sql.save(conn, self.node_id or "", destinations, now)
             return n
 
         return await self.write(write, now_ms())

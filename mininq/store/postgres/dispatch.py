@@ -204,6 +204,9 @@ _LOWER = """, lowered AS (
 SELECT * FROM done
 """
 
+# One statement for a batch of outcomes: the jobs' new state, their queues'
+# in-flight counts, the job counts ($9: the shard), the attempt rows and the
+# /metrics counters; atomic without a transaction around it.
 _FINISH = """
 WITH done AS (
     UPDATE jobs SET status = o.status, visible_at = coalesce(o.visible_at, jobs.visible_at),
@@ -213,7 +216,34 @@ WITH done AS (
                 $7::int8[]) AS o(id, attempt, status, visible_at, result, error, completed_at)
     WHERE jobs.id = o.id AND jobs.status = 'running' AND jobs.attempt = o.attempt
     RETURNING jobs.queue_name, o.status
-)""" + _LOWER
+), lowered AS (
+    UPDATE queues SET in_flight = greatest(0, queues.in_flight - d.n)
+    FROM (SELECT queue_name, count(*)::int AS n FROM done GROUP BY queue_name
+          ORDER BY queue_name) AS d
+    WHERE queues.name = d.queue_name
+), counted AS (
+    INSERT INTO job_counts (queue_name, status, shard, n)
+    SELECT queue_name, st, $9, sum(d) FROM (
+        SELECT queue_name, 'running' AS st, -1 AS d FROM done
+        UNION ALL SELECT queue_name, status, 1 FROM done
+    ) AS moves GROUP BY queue_name, st ORDER BY 1, 2
+    ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
+), tried AS (
+    INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, outcome, error)
+    SELECT * FROM unnest($1::text[], $2::int[], $10::int8[], $11::int8[], $12::int[],
+                         $13::text[], $6::text[])
+), added AS (
+    INSERT INTO counters (name, queue_name, key, shard, value)
+    SELECT * FROM (
+        SELECT a, q, k, $9, v FROM unnest($14::text[], $15::text[], $16::text[],
+                                          $17::float8[]) AS t(a, q, k, v)
+        ORDER BY 1, 2, 3
+    ) AS c
+    ON CONFLICT (name, queue_name, key, shard)
+    DO UPDATE SET value = counters.value + excluded.value
+)
+SELECT count(*) FROM done
+"""
 
 _ATTEMPTS = """
 INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, outcome, error)
@@ -232,24 +262,23 @@ async def _insert_attempts(conn: asyncpg.Connection, rows: list[dict]) -> None:
 
 
 async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int) -> int:
-    """Record attempts and their jobs' new state in one statement each; an
-    outcome whose job is no longer running at that attempt (reaped or rescued
-    meanwhile) changes nothing, its attempt row is still kept."""
+    """Record a batch of outcomes in one statement (run it outside a
+    transaction); an outcome whose job is no longer running at that attempt
+    (reaped or rescued meanwhile) changes nothing, its attempt row is still kept."""
     statuses = [STATUS_AFTER[o["outcome"]] for o in outcomes]
-    changed = await conn.fetch(
+    added = sorted(delivery_counters(outcomes).items())
+    return await conn.fetchval(
         _FINISH,
         [o["id"] for o in outcomes], [o["attempt"] for o in outcomes], statuses,
         [o.get("visible_at") for o in outcomes], [o.get("result") for o in outcomes],
         [o.get("error") for o in outcomes],
         [now if s != "pending" else None for s in statuses], now,
+        random.randrange(counts.SHARDS),
+        [o["started_at"] for o in outcomes], [o["duration_ms"] for o in outcomes],
+        [o["status_code"] for o in outcomes], [o["outcome"] for o in outcomes],
+        [k[0] for k, _ in added], [k[1] for k, _ in added], [k[2] for k, _ in added],
+        [float(v) for _, v in added],
     )
-    deltas: Counter = Counter()
-    for r in changed:
-        counts.moved(deltas, r["queue_name"], "running", r["status"])
-    await counts.bump(conn, deltas)
-    await _insert_attempts(conn, outcomes)
-    await counts.add(conn, delivery_counters(outcomes))
-    return len(changed)
 
 
 # Row locks taken with SKIP LOCKED: two nodes reaping at once split the rows
