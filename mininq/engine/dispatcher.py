@@ -1,6 +1,10 @@
 """The claim loop: lease due jobs within every limit and start their deliveries.
 
-Limits: `worker.concurrency` in flight overall, always here. Each queue's
+Limits: `worker.concurrency` in flight overall, always here; per destination
+(scheme://host:port) the adaptive limit, breaker and Retry-After pause of
+`destinations.py`, on this node: claims leave out the destinations that may
+take nothing now, and those with room for only a few jobs are claimed on their
+own first. Each queue's
 `max_concurrency` and token bucket are enforced here when this engine is the
 only one delivering (SQLite, see `store/sqlite/liveness.py`); with a backend
 shared by several nodes (`Store.global_limits`) the store's claim enforces them
@@ -8,7 +12,9 @@ across nodes and `next_due` leaves out queues without room. Free slots are dealt
 queues round-robin, starting one queue further on each pass, so a large
 backlog can't starve a small queue. Between passes the loop sleeps until the
 earliest moment something can change: a delayed job or retry becoming due, a
-token arriving, a delivery finishing, or a wake from the HTTP process.
+token arriving, a shut destination opening again, a delivery finishing, or a
+wake from the HTTP process. Jobs of a shut destination are skipped, not
+touched: they keep their visible_at and spend no attempt.
 """
 
 from __future__ import annotations
