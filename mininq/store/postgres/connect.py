@@ -48,6 +48,16 @@ async def connect(url: str, wait_s: float = CONNECT_WAIT_S, **kwargs) -> asyncpg
             raise _refused(url, _words(e, url)) from None
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool.
+
+    asyncpg's default reset sends `RESET ALL; UNLISTEN *; ...` on every
+    release, a round trip per store call (a tenth of the engine's time). Pooled
+    connections here never SET, LISTEN (the listener has its own connection)
+    or take session advisory locks, and asyncpg still rolls back a transaction
+    left open before calling this."""
+
+
 async def create_pool(url: str, max_size: int,
                       settings: dict[str, str] | None = None) -> asyncpg.Pool:
     """A pool whose first connection is made (and its failure explained) by `connect`."""
@@ -55,4 +65,4 @@ async def create_pool(url: str, max_size: int,
     await first.close()
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size,
                                      max_inactive_connection_lifetime=60.0,
-                                     server_settings=settings or {})
+                                     server_settings=settings or {}, reset=_keep_session)
