@@ -202,6 +202,11 @@ async def test_claim_leaves_out_excluded_destinations_or_takes_only_one(store, b
     got = await store.claim([("q", 5)], 5000)
     assert [j["id"] for j in got] == [ids[2]]
     assert await counts_of(store, "q") == {"pending": 1, "running": 4}
+    # A destination's room over several queues: `total` caps the whole claim.
+    await store.create_jobs([spec(q, callback_url=a) for q in ("q1", "q2", "q3") for _ in "xy"])
+    got = await store.claim([("q1", 2), ("q2", 2), ("q3", 2)], 5000, only="http://a.example:80",
+                            total=3)
+    assert len(got) == 3 and {j["destination"] for j in got} == {"http://a.example:80"}
 
 
 def dest_row(destination: str, **extra) -> dict:

@@ -81,6 +81,9 @@ class Dispatcher:
         self._holding_since: int | None = None
         self._between_ticks.set()
         self._resets_seen: dict[str, int] | None = None
+        # Destinations with little room whose last claim found nothing due:
+        # left alone until then (ms) instead of costing a claim every pass.
+        self._few_idle: dict[str, int] = {}
         self.max_per_destination = (config.webhooks.max_in_flight_per_destination
                                     or config.worker.concurrency)
         self.destinations = Destinations(self.max_per_destination,
@@ -260,8 +263,10 @@ class Dispatcher:
         plan = self.destinations.plan(now_ms(), free)
         if plan.reopens_at is not None:
             waits.append(max(0, plan.reopens_at - now_ms()))
+        idle = [d for d in plan.few if d in self._few_idle]
+        waits.extend(max(0, self._few_idle[d] - now_ms()) for d in idle)
         if drained:
-            due = await self.store.next_due(drained, plan.exclude)
+            due = await self.store.next_due(drained, plan.exclude + idle)
             waits.extend(max(0, t - now_ms()) for t in due.values())
         return min(waits) if waits else None
 
@@ -273,24 +278,26 @@ class Dispatcher:
         jobs alone, so none exceeds its limit and none waits behind a busier
         destination's backlog. Returns the slots still free."""
         few = self.destinations.plan(now, min(free, self.max_per_destination)).few
+        for d in [d for d, until in self._few_idle.items() if until <= now]:
+            del self._few_idle[d]
+        few = {d: n for d, n in few.items() if d not in self._few_idle}
         if not few:
             return free
         names = sorted(few)
         k = self._turn % len(names)
         for d, n in deal(free, few, names[k:] + names[:k]).items():
-            tried: set[str] = set()
-            while n > 0 and free > 0:
-                left = {q: r for q, r in room.items() if q not in tried and r > 0}
-                alloc = deal(min(n, free), left, [q for q in order if q in left])
-                if not alloc:
-                    break
-                tried.update(alloc)
-                jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS, only=d)
-                got = self._started(jobs, now, buckets)
-                for q, m in got.items():
-                    room[q] -= m
-                n -= len(jobs)
-                free -= len(jobs)
+            # One claim over every queue with room, at most n jobs in all.
+            alloc = [(q, min(n, room[q])) for q in order if room.get(q, 0) > 0]
+            if not alloc or free <= 0:
+                break
+            jobs = await self.store.claim(alloc, LEASE_MARGIN_MS, only=d, total=min(n, free))
+            if not jobs:
+                # Nothing due there: don't spend a claim on it every pass.
+                self._few_idle[d] = now + self.config.worker.poll_interval_ms
+            got = self._started(jobs, now, buckets)
+            for q, m in got.items():
+                room[q] -= m
+            free -= len(jobs)
         for q in [q for q, r in room.items() if r <= 0]:
             del room[q]
             order.remove(q)

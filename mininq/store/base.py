@@ -92,9 +92,11 @@ class Store(ABC):
         jobs of the destinations in `exclude`."""
     @abstractmethod
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
-                    exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+                    exclude: Sequence[str] = (), only: str | None = None,
+                    total: int | None = None) -> list[dict]:
         """Lease up to n due jobs per (queue, n), highest priority first, none
-        of a destination in `exclude`; with `only`, jobs of that destination alone."""
+        of a destination in `exclude`; with `only`, jobs of that destination
+        alone; `total` at most in all (a destination's room, over many queues)."""
     @abstractmethod
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
         """Record attempt outcomes in one transaction, with this node's view of

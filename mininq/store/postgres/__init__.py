@@ -268,7 +268,8 @@ class PostgresStore(Store):
                                            self.defaults.queue_max_concurrency, exclude)
 
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
-                    exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+                    exclude: Sequence[str] = (), only: str | None = None,
+                    total: int | None = None) -> list[dict]:
         """Queues without a rate limit in one statement; those with one (as
         last seen, or found when a claim of theirs came up short) through the
         bucket's transaction."""
@@ -278,7 +279,7 @@ class PostgresStore(Store):
         rows: list[dict] = []
         if plain:
             rows = await self.write(dispatch.claim, plain, now, margin_ms, self.node_id, limit,
-                                    exclude, only, transaction=False)
+                                    exclude, only, total, transaction=False)
             got = Counter(r["queue_name"] for r in rows)
             short = [q for q, n in plain if got[q] < n]
             if short:
@@ -286,9 +287,11 @@ class PostgresStore(Store):
                     newly = await dispatch.rated(conn, short)
                 self._rated |= newly
                 rated += [(q, n) for q, n in plain if q in newly]
-        if rated:
+        if total is not None:
+            total -= len(rows)
+        if rated and (total is None or total > 0):
             more, still = await self.write(dispatch.claim_rated, rated, now, margin_ms,
-                                           self.node_id, limit, exclude, only)
+                                           self.node_id, limit, exclude, only, total)
             self._rated -= {q for q, _ in rated} - still
             rows += more
         return rows

@@ -50,6 +50,7 @@ WITH q AS MATERIALIZED (
         LIMIT greatest(q.n, 0)
         FOR UPDATE SKIP LOCKED
     ) p
+    {cap}
 ), claimed AS (
     UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
         lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
@@ -74,8 +75,8 @@ SELECT * FROM claimed
 # Every destination but the left-out ones ($9), through jobs_claim (which
 # includes destination, so left-out rows are skipped in the index); or the
 # jobs of one destination ($9) through jobs_destination.
-_CLAIM_ANY = _CLAIM.format(which="destination <> ALL($9::text[])")
-_CLAIM_ONE = _CLAIM.format(which="destination = $9::text")
+_CLAIM_ANY = _CLAIM.format(which="destination <> ALL($9::text[])", cap="")
+_CLAIM_ONE = _CLAIM.format(which="destination = $9::text", cap="LIMIT $10::int")
 
 _LOCK_RATED = f"""
 SELECT name, rate_limit_rps, rate_limit_burst, tokens, tokens_at, {DB_NOW_MS} AS db_now
@@ -101,28 +102,32 @@ def _bucket(q: Any) -> TokenBucket | None:
 
 async def _claim(conn: asyncpg.Connection, wanted: dict[str, int], now: int, margin_ms: int,
                  node_id: str | None, default_limit: int, rated: bool,
-                 exclude: Sequence[str], only: str | None) -> list[dict]:
+                 exclude: Sequence[str], only: str | None,
+                 total: int | None = None) -> list[dict]:
     names = sorted(wanted)
-    sql, which = (_CLAIM_ANY, list(exclude)) if only is None else (_CLAIM_ONE, only)
+    extra = [list(exclude)] if only is None else [
+        only, sum(wanted.values()) if total is None else total]
     rows = [dict(r) for r in await conn.fetch(
-        sql, names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
-        random.randrange(counts.SHARDS), rated, which)]
+        _CLAIM_ANY if only is None else _CLAIM_ONE,
+        names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
+        random.randrange(counts.SHARDS), rated, *extra)]
     rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
     return rows
 
 
 async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
                 margin_ms: int, node_id: str | None, default_limit: int,
-                exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+                exclude: Sequence[str] = (), only: str | None = None,
+                total: int | None = None) -> list[dict]:
     """Lease up to n due jobs of each queue without a rate limit, within its
     global max_concurrency, none of the destinations in `exclude` (or only
-    those of `only`); one statement (run it outside a transaction).
+    those of `only`, `total` at most); one statement (run it outside a transaction).
     Queues with a rate limit get nothing here: see `claim_rated`."""
     wanted = {q: n for q, n in allocations if n > 0}
     if not wanted:
         return []
     return await _claim(conn, wanted, now, margin_ms, node_id, default_limit, False,
-                        exclude, only)
+                        exclude, only, total)
 
 
 async def rated(conn: asyncpg.Connection, names: list[str]) -> set[str]:
@@ -134,8 +139,8 @@ async def rated(conn: asyncpg.Connection, names: list[str]) -> set[str]:
 
 async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
                       margin_ms: int, node_id: str | None, default_limit: int,
-                      exclude: Sequence[str] = (),
-                      only: str | None = None) -> tuple[list[dict], set[str]]:
+                      exclude: Sequence[str] = (), only: str | None = None,
+                      total: int | None = None) -> tuple[list[dict], set[str]]:
     """Like `claim`, for queues with a token bucket: in one transaction, lock
     their rows, take what the buckets allow (`TokenBucket`, on database time),
     claim, and store the buckets back. Also returns which of the queues still
@@ -156,7 +161,7 @@ async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int
     if not allowed:
         return [], still
     rows = await _claim(conn, allowed, now, margin_ms, node_id, default_limit, True,
-                        exclude, only)
+                        exclude, only, total)
     got = Counter(r["queue_name"] for r in rows)
     spent = [(name, *b.state()) for name, (b, at) in buckets.items()
              if got[name] and b.take(at, got[name])]

@@ -147,8 +147,10 @@ class SqliteStore(Store):
         return await self.db.read(dispatch.next_due, queue_names, exclude)
 
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
-                    exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
-        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms, exclude, only)
+                    exclude: Sequence[str] = (), only: str | None = None,
+                    total: int | None = None) -> list[dict]:
+        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms, exclude,
+                                   only, total)
 
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
         def write(conn: Any, now: int) -> int:

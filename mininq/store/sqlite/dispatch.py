@@ -55,9 +55,11 @@ RETURNING id, queue_name, attempt, started_at, status
 
 
 def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int,
-          margin_ms: int, exclude: Sequence[str] = (), only: str | None = None) -> list[dict]:
+          margin_ms: int, exclude: Sequence[str] = (), only: str | None = None,
+          total: int | None = None) -> list[dict]:
     """Lease up to n due jobs of each queue, leaving out the destinations in
-    `exclude` (or taking only those of `only`); jobs come back in claim order.
+    `exclude` (or taking only those of `only`), `total` at most in all; jobs
+    come back in claim order (per queue).
 
     The claim index is named: left to itself the planner prefers jobs_due
     (queue, visible_at) and sorts every due job to find the first n.
@@ -65,10 +67,13 @@ def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now:
     claimed: list[dict] = []
     sql = _CLAIM_ANY if only is None else _CLAIM_ONE
     params = {"now": now, "margin": margin_ms, "exclude": json.dumps(list(exclude)), "only": only}
+    left = total if total is not None else sum(n for _, n in allocations)
     for queue, n in allocations:
+        n = min(n, left)
         if n <= 0:
             continue
         rows = [dict(r) for r in conn.execute(sql, {**params, "queue": queue, "n": n})]
+        left -= len(rows)
         # RETURNING's order is unspecified; restore the claim order.
         rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
         if rows:
