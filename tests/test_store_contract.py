@@ -202,8 +202,12 @@ async def test_claim_leaves_out_excluded_destinations_or_takes_only_one(store, b
     got = await store.claim([("q", 5)], 5000)
     assert [j["id"] for j in got] == [ids[2]]
     assert await counts_of(store, "q") == {"pending": 1, "running": 4}
+    assert await store.due_destinations(["http://a.example:80", "https://b.example:8443",
+                                         "http://none:80"]) == set()
     # A destination's room over several queues: `total` caps the whole claim.
     await store.create_jobs([spec(q, callback_url=a) for q in ("q1", "q2", "q3") for _ in "xy"])
+    assert await store.due_destinations(["http://a.example:80", "http://none:80"]) == {
+        "http://a.example:80"}
     got = await store.claim([("q1", 2), ("q2", 2), ("q3", 2)], 5000, only="http://a.example:80",
                             total=3)
     assert len(got) == 3 and {j["destination"] for j in got} == {"http://a.example:80"}

@@ -81,9 +81,6 @@ class Dispatcher:
         self._holding_since: int | None = None
         self._between_ticks.set()
         self._resets_seen: dict[str, int] | None = None
-        # Destinations with little room whose last claim found nothing due:
-        # left alone until then (ms) instead of costing a claim every pass.
-        self._few_idle: dict[str, int] = {}
         self.max_per_destination = (config.webhooks.max_in_flight_per_destination
                                     or config.worker.concurrency)
         self.destinations = Destinations(self.max_per_destination,
@@ -263,10 +260,8 @@ class Dispatcher:
         plan = self.destinations.plan(now_ms(), free)
         if plan.reopens_at is not None:
             waits.append(max(0, plan.reopens_at - now_ms()))
-        idle = [d for d in plan.few if d in self._few_idle]
-        waits.extend(max(0, self._few_idle[d] - now_ms()) for d in idle)
         if drained:
-            due = await self.store.next_due(drained, plan.exclude + idle)
+            due = await self.store.next_due(drained, plan.exclude)
             waits.extend(max(0, t - now_ms()) for t in due.values())
         return min(waits) if waits else None
 
@@ -278,9 +273,11 @@ class Dispatcher:
         jobs alone, so none exceeds its limit and none waits behind a busier
         destination's backlog. Returns the slots still free."""
         few = self.destinations.plan(now, min(free, self.max_per_destination)).few
-        for d in [d for d, until in self._few_idle.items() if until <= now]:
-            del self._few_idle[d]
-        few = {d: n for d, n in few.items() if d not in self._few_idle}
+        if few:
+            # A read first: most such destinations have nothing due most of
+            # the time, and a claim is a write.
+            due = await self.store.due_destinations(sorted(few))
+            few = {d: n for d, n in few.items() if d in due}
         if not few:
             return free
         names = sorted(few)
@@ -291,9 +288,6 @@ class Dispatcher:
             if not alloc or free <= 0:
                 break
             jobs = await self.store.claim(alloc, LEASE_MARGIN_MS, only=d, total=min(n, free))
-            if not jobs:
-                # Nothing due there: don't spend a claim on it every pass.
-                self._few_idle[d] = now + self.config.worker.poll_interval_ms
             got = self._started(jobs, now, buckets)
             for q, m in got.items():
                 room[q] -= m

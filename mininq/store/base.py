@@ -98,6 +98,9 @@ class Store(ABC):
         of a destination in `exclude`; with `only`, jobs of that destination
         alone; `total` at most in all (a destination's room, over many queues)."""
     @abstractmethod
+    async def due_destinations(self, destinations: Sequence[str]) -> set[str]:
+        """Which of these destinations have a pending job due now (a read)."""
+    @abstractmethod
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
         """Record attempt outcomes in one transaction, with this node's view of
         the destinations that changed (`rules.DESTINATION_FIELDS` per row)."""

@@ -296,6 +296,10 @@ class PostgresStore(Store):
             rows += more
         return rows
 
+    async def due_destinations(self, destinations: Sequence[str]) -> set[str]:
+        async with self.pool.acquire() as conn:
+            return await dispatch.due_destinations(conn, destinations, now_ms())
+
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
         """Outcomes alone in one statement; with destination rows, both in
         one transaction."""

@@ -171,6 +171,19 @@ async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int
     return rows, still
 
 
+_DUE_DESTINATIONS = """
+SELECT d FROM unnest($1::text[]) AS d
+WHERE EXISTS (SELECT 1 FROM jobs
+              WHERE destination = d AND status = 'pending' AND visible_at <= $2)
+"""
+
+
+async def due_destinations(conn: asyncpg.Connection, destinations: Sequence[str],
+                           now: int) -> set[str]:
+    """The destinations among these with a pending job due now."""
+    return {r["d"] for r in await conn.fetch(_DUE_DESTINATIONS, list(destinations), now)}
+
+
 _NEXT_DUE = f"""
 SELECT q.name, q.max_concurrency, q.rate_limit_rps, q.rate_limit_burst, q.tokens, q.tokens_at,
     {DB_NOW_MS} AS db_now,

@@ -152,6 +152,9 @@ class SqliteStore(Store):
         return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms, exclude,
                                    only, total)
 
+    async def due_destinations(self, destinations: Sequence[str]) -> set[str]:
+        return await self.db.read(dispatch.due_destinations, destinations, now_ms())
+
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
         def write(conn: Any, now: int) -> int:
             n = dispatch.finish(conn, outcomes, now) if outcomes else 0

@@ -82,6 +82,15 @@ def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now:
     return claimed
 
 
+def due_destinations(conn: sqlite3.Connection, destinations: Iterable[str],
+                     now: int) -> set[str]:
+    """The destinations among these with a pending job due now."""
+    return {d for d in destinations if conn.execute(
+        "SELECT 1 FROM jobs INDEXED BY jobs_destination "
+        "WHERE destination = ? AND status = 'pending' AND visible_at <= ? LIMIT 1",
+        (d, now)).fetchone()}
+
+
 _NEXT_DUE = """
 SELECT MIN(visible_at) FROM jobs INDEXED BY jobs_due
 WHERE status = 'pending' AND queue_name = ?
