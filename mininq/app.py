@@ -13,18 +13,23 @@ process that lives as long as the server.
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from functools import partial
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
-from mininq import sanic_fixes
+from mininq import sanic_fixes, tempdirs
+from mininq.announce import announce
 from mininq.config import Config
 from mininq.engine.process import ENGINE, run_engine
-from mininq.logs import sanic_log_config
+from mininq.logs import get_logger, log_event, sanic_log_config
 from mininq.nodes import NodeInfo
 from mininq.store import backend_for
+
+log = get_logger("mininq.app")
 
 
 def create_app(config: Config, node: NodeInfo | None = None) -> Sanic:
@@ -56,6 +61,7 @@ def _base_app(config: Config, node: NodeInfo) -> Sanic:
             {"settings": config, "node": node},
             restartable=True,
         )
+        announce(config)  # Sanic's main process has bound the port by now
 
     return app
 
@@ -68,13 +74,31 @@ def _load_app(config: Config, node: NodeInfo) -> Sanic:
     return _base_app(config, node)
 
 
+def _tidy_temp() -> None:
+    """Remove what stopped instances left in the temp folder, then lock this
+    instance's own folders (see `mininq.tempdirs`)."""
+    bases = [tempfile.gettempdir()]
+    if unpacked := tempdirs.unpacked_dir():
+        bases.append(os.path.dirname(unpacked))
+    removed = tempdirs.remove_leftovers(bases)
+    if removed:
+        log_event(log, logging.INFO, "removed temporary folders left by stopped instances",
+                  folders=[r.path for r in removed],
+                  mb=round(sum(r.size for r in removed) / 1e6, 1))
+    tempdirs.claim()
+
+
 def serve(config: Config) -> None:
     """Run mininq until SIGTERM/SIGINT: migrate, then start Sanic's processes.
 
     The node's identity is made here, once, so that the HTTP process and the
     engine (also after a restart of the engine) speak for the same node."""
     sanic_fixes.apply()
+    # On a terminal Sanic warns that it runs "in PRODUCTION mode" and suggests
+    # --debug, a flag mininq doesn't have; the start-up line says what matters.
+    os.environ.setdefault("SANIC_IGNORE_PRODUCTION_WARNING", "1")
     backend_for(config.server).prepare()
+    _tidy_temp()
     loader = AppLoader(factory=partial(_load_app, config, NodeInfo.this_process()))
     app = loader.load()
     app.prepare(

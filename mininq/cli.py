@@ -15,7 +15,7 @@ import time
 from typing import Any, NoReturn
 
 from mininq import __version__
-from mininq.config import Config, ConfigError, config_to_toml, load_config
+from mininq.config import Config, ConfigError, config_to_toml, load_config, resolve_paths
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # also bad configuration: the user has to change something
@@ -104,14 +104,17 @@ def _serve(config: Config) -> None:
     from mininq.logs import get_logger, setup_logging
 
     setup_logging(config.logging)
-    from mininq.store.errors import StartupError
+    from mininq.store.errors import DatabaseRefused, StartupError
 
     try:
         from mininq.app import serve
 
         serve(config)
-    except StartupError as e:
-        _fail("start-up failed", str(e), EXIT_FAILURE)
+    except (DatabaseRefused, StartupError) as e:
+        # The user's database or its settings, not a bug: one line that names
+        # it (never a password), no traceback.
+        get_logger("mininq.cli").error("start-up failed: %s", e)
+        sys.exit(EXIT_FAILURE)
     except Exception:  # noqa: BLE001 - logged, then a non-zero exit
         # One log line in the configured format instead of a bare traceback.
         get_logger("mininq.cli").exception("start-up failed")
@@ -152,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     config = _load(args)
     if args.command == "check-config":
-        _check_config(config)
+        _check_config(config)  # as written: it shows what the user configured
     elif args.command == "backup":
-        _backup(config, args.dest)
+        _backup(resolve_paths(config), args.dest)
     else:
-        _serve(config)
+        _serve(resolve_paths(config))

@@ -9,21 +9,14 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-_offset_ms = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _last_second = -1
 _last_prefix = ""
 
 
 def now_ms() -> int:
-    """Current time in epoch milliseconds (moved by `set_offset_ms` in tests)."""
-    return time.time_ns() // 1_000_000 + _offset_ms
-
-
-def set_offset_ms(offset_ms: int) -> None:
-    """Shift the clock; only tests call this."""
-    global _offset_ms
-    _offset_ms = offset_ms
+    """Current time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
 
 
 def to_rfc3339(ms: int | None) -> str | None:

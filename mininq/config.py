@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mininq import fields
 from mininq.egress import parse_networks
 
 DEFAULT_CONFIG_FILE = "mininq.toml"
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MASK = "********"
 
 
@@ -82,7 +82,7 @@ class WebhooksConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
-    format: str = "json"
+    format: str = "auto"  # pretty when stderr is a terminal, else json
 
 
 @dataclass(frozen=True)
@@ -127,21 +127,23 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "worker.shutdown_timeout_secs": (0, 86_400),
     "worker.heartbeat_interval_secs": (1, 3_600),
     "worker.node_timeout_secs": (2, 86_400),
-    "defaults.max_retries": (0, 1_000_000),
-    "defaults.base_delay_ms": (0, _YEAR_SECS * 1000),
-    "defaults.max_delay_ms": (0, _YEAR_SECS * 1000),
-    "defaults.timeout_ms": (1, 86_400_000),
-    "defaults.queue_max_concurrency": (1, 100_000),
     "webhooks.max_result_bytes": (0, 2**31 - 1),
     "webhooks.max_in_flight_per_destination": (0, 100_000),
     "webhooks.breaker_threshold": (0, 1_000_000),
+    # [defaults] takes what the API takes for a queue's or a job's own value.
+    **{
+        f"defaults.{name}": (int(spec.lo or 0), int(spec.hi or 0))
+        for name, spec in fields.JOB_DEFAULTS.items()
+        if spec.kind == "int"
+    },
+    "defaults.queue_max_concurrency": (1, fields.MAX_CONCURRENCY),
 }
 
 # Enumerated strings; compared and stored in lower case.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "defaults.retry_backoff": ("exponential", "linear", "fixed"),
+    "defaults.retry_backoff": fields.BACKOFFS,
     "logging.level": ("trace", "debug", "info", "warn", "error"),
-    "logging.format": ("json", "pretty"),
+    "logging.format": ("auto", "json", "pretty"),
 }
 
 
@@ -217,7 +219,7 @@ def _not_empty(value: str) -> None:
 
 def _queue_names(names: tuple[str, ...]) -> None:
     for name in names:
-        if not QUEUE_NAME_RE.match(name):
+        if not fields.QUEUE_NAME.match(name):
             raise ValueError(
                 f"queue name {name!r} must be 1-128 letters, digits or '-_.:' characters"
             )
@@ -366,6 +368,23 @@ def load_config(
             **{k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
         )
     return Config(**sections)
+
+
+def resolve_paths(config: Config) -> Config:
+    """The configuration with `db_path` made absolute and free of symlinks.
+
+    Called once, before anything opens the database: the engine lock, the
+    write lock, the wake socket's name and backups all derive from this one
+    spelling, so `./x.db`, `/srv/x.db` and a symlink to it are one database
+    with one engine, not two engines that would each recover the other's
+    running jobs.
+    """
+    real = os.path.realpath(config.server.db_path)
+    if real == config.server.db_path:
+        return config
+    return dataclasses.replace(
+        config, server=dataclasses.replace(config.server, db_path=real)
+    )
 
 
 # --- printing -----------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Logging: one line per event on stderr, as JSON or in a pretty form.
+"""Logging: one line per event on stderr, as JSON or in a pretty form (the
+default, `auto`, is pretty on a terminal and JSON otherwise).
 
-mininq code logs through `log_event(logger, level, "delivered", job=..., ...)`;
+mininq code logs through `log_event(logger, level, "delivery", job=..., ...)`;
 the fields travel on the record and the formatter writes them out:
 
-    {"ts":"2026-11-27T10:00:01.234Z","level":"info","logger":"mininq.engine","event":"delivered","job":"..."}
-    10:00:01.234 INFO  delivered job=... queue=default attempt=1 outcome=completed duration_ms=3
+    {"ts":"2026-11-27T10:00:01.234Z","level":"info","logger":"mininq.engine","event":"delivery","job":"..."}
+    10:00:01.234 INFO  delivery job=... queue=default attempt=1 outcome=completed status=200 duration_ms=3
 
 Sanic's own loggers are routed through the same handler, and its access log
 is silenced. `sanic_log_config` is the one description of all this; both
@@ -20,6 +21,7 @@ import logging
 import logging.config
 import re
 import select
+import sys
 import time
 from typing import Any
 
@@ -55,7 +57,8 @@ SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets"
 
 
 def get_logger(name: str) -> logging.Logger:
-    """The logger for a mininq module; call as get_logger(__name__)."""
+    """The logger of one part of mininq (`mininq.engine`, `mininq.api`...): its
+    name is on every log line, so parts use a fixed name rather than `__name__`."""
     return logging.getLogger(name)
 
 
@@ -179,6 +182,17 @@ class LoopBatchedStreamHandler(logging.StreamHandler):
                 self._write_pending()
 
 
+def wants_json(log_format: str) -> bool:
+    """`auto` is JSON unless stderr is a terminal (a person is reading); every
+    process of the server shares that stderr, so each decides the same."""
+    if log_format == "auto":
+        try:
+            return not sys.stderr.isatty()
+        except (AttributeError, ValueError):  # no stderr, or a closed one
+            return True
+    return log_format == "json"
+
+
 def sanic_log_config(cfg: LoggingConfig, batch_lines: bool = False) -> dict[str, Any]:
     """A logging.config.dictConfig dict: pass it as Sanic(name, log_config=...).
 
@@ -188,7 +202,7 @@ def sanic_log_config(cfg: LoggingConfig, batch_lines: bool = False) -> dict[str,
     loop pass together, see LoopBatchedStreamHandler.
     """
     level = LEVELS[cfg.level]
-    formatter = JsonFormatter if cfg.format == "json" else PrettyFormatter
+    formatter = JsonFormatter if wants_json(cfg.format) else PrettyFormatter
     loggers: dict[str, Any] = {
         "mininq": {"level": level, "handlers": [], "propagate": True},
         "sanic.access": {"level": logging.CRITICAL, "handlers": ["null"], "propagate": False},

@@ -30,6 +30,11 @@ Sanic's main process instead; the workers reach it through the same proxies as
 before. The resource tracker only unlinks named semaphores and shared memory
 that a crashed process leaves behind, and neither Sanic nor mininq creates
 any, so no tracker is started (`skip_resource_tracker`).
+
+All of this reaches into code that is not a public API, as written for Sanic
+25.12: tests/test_dependency_guards.py compares the installed source of every
+function replaced, wrapped or relied on here with that version's, and says
+what to re-check when one changed.
 """
 
 from __future__ import annotations

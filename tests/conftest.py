@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support import ApiClient, MininqServer, Receiver, ServerError
+from support.fuzz import summary_lines
 from support.server import describe_target, stop_all
 
 # The shared server retries fast and reaps fast so API tests don't wait long.
@@ -37,6 +38,11 @@ MakeServer = Callable[..., MininqServer]
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"sqlite: {sqlite3.sqlite_version}", describe_target()]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    for line in summary_lines(config):
+        terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -140,7 +140,9 @@ def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareBinary]:
 def test_serve_creates_database_in_working_directory(frozen: BareBinary) -> None:
     assert (frozen.workdir / "mininq.db").is_file()
     with frozen.client() as api:
-        assert api.get("/health").expect(200) == {"status": "ok", "version": mininq.__version__}
+        health = api.get("/health").expect(200)
+    assert health == {"status": "ok", "version": mininq.__version__, "database": "sqlite",
+                      "node": health["node"]}
 
 
 def test_every_process_is_the_executable(frozen: BareBinary) -> None:

@@ -39,7 +39,7 @@ def test_defaults_match_the_spec():
     assert config.worker.queues == ()
     assert config.defaults.retry_backoff == "exponential"
     assert config.webhooks.max_result_bytes == 65536
-    assert config.logging.format == "json"
+    assert config.logging.format == "auto"
 
 
 def test_file_values_are_read(tmp_path):
@@ -184,7 +184,7 @@ def test_unknown_mininq_variables_are_ignored():
         ('[webhooks]\nsigning_secret = "secret"\n', "webhooks.signing_secret: must start with"),
         ('[webhooks]\nsigning_secret = "whsec_!!"\n', "webhooks.signing_secret: the part after"),
         ('[logging]\nlevel = "verbose"\n', "logging.level: must be one of trace, debug, info"),
-        ('[logging]\nformat = "xml"\n', "logging.format: must be one of json, pretty"),
+        ('[logging]\nformat = "xml"\n', "logging.format: must be one of auto, json, pretty"),
     ],
 )
 def test_bad_file_values_name_the_key(tmp_path, toml, message):
@@ -210,6 +210,26 @@ def test_bad_file_values_name_the_key(tmp_path, toml, message):
 def test_bad_environment_values_name_the_variable(env, message):
     error = error_of(env=env)
     assert error.startswith(message), error
+
+
+@pytest.mark.parametrize(
+    ("key", "too_big"),
+    [("max_retries", 1001), ("base_delay_ms", 2_592_000_001), ("max_delay_ms", 2_592_000_001),
+     ("timeout_ms", 86_400_001), ("queue_max_concurrency", 100_001)],
+)  # fmt: skip
+def test_defaults_take_only_what_the_api_takes(api, tmp_path, qname, key, too_big):
+    """[defaults] and the API's bounds for a queue's own settings are one declaration:
+    the largest value one takes, the other takes too, and one more both refuse."""
+    path = write_toml(tmp_path, f"[defaults]\n{key} = {too_big}\n")
+    error = error_of(config_path=path, env={})
+    assert error.startswith(f"defaults.{key}: must be between"), error
+    config = load_config(config_path=write_toml(tmp_path, f"[defaults]\n{key} = {too_big - 1}\n"),
+                         env={})  # fmt: skip
+    assert getattr(config.defaults, key) == too_big - 1
+    setting = "max_concurrency" if key == "queue_max_concurrency" else key
+    api.post("/queues", {"name": qname, setting: too_big - 1}).expect(201)
+    refused = api.put(f"/queues/{qname}", {setting: too_big})
+    assert refused.status == 400 and refused.json["error"].startswith(f"{setting}:"), refused
 
 
 def test_bad_overrides_name_the_key():

@@ -23,6 +23,7 @@ from support import ApiClient, MininqServer, Receiver, Reply, free_port
 SECRET_KEY = b"mininq test signing key, 32 byte"
 SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
 MAX_RESULT_BYTES = 64
+WAKE_P50_BOUND_MS = 100  # a fifth of the 500 ms safety-net poll; see the wake-up test
 
 SIGNED_CONFIG = f"""\
 [webhooks]
@@ -298,8 +299,13 @@ def test_enqueue_wakes_the_idle_engine_at_once(
 ) -> None:
     """201 → arrival at the receiver, each job created after >= 100 ms of quiet.
 
-    The safety-net poll is 500 ms; a p50 under 50 ms can only come from the
-    wake-up datagram. The first job follows more than a second of idleness.
+    The safety-net poll is 500 ms: without the wake-up datagram a job waits
+    for the next poll, 0 to 500 ms, a median near 250 ms. The wake-up path
+    takes a few ms on an idle machine (bench/ measures it, W2); the bound, a fifth
+    of the poll interval, leaves room for a loaded one, and a poll-only engine
+    would meet it with 30 jobs by chance about once in 4,000 runs (15 or more
+    of 30 uniform draws under 100 ms of 500). The first job follows more than a
+    second of idleness.
     """
     path = receiver.new_path()
     time.sleep(1.2)
@@ -317,4 +323,6 @@ def test_enqueue_wakes_the_idle_engine_at_once(
     p50 = statistics.median(latencies)
     shown = ", ".join(f"{v:.1f}" for v in latencies)
     print(f"201 -> arrival, ms: p50 {p50:.1f}, max {latencies[-1]:.1f}: {shown}")
-    assert p50 < 50, f"201 -> arrival p50 {p50:.1f} ms (want < 50); sorted ms: {shown}"
+    assert p50 < WAKE_P50_BOUND_MS, (
+        f"201 -> arrival p50 {p50:.1f} ms (want < {WAKE_P50_BOUND_MS}); sorted ms: {shown}"
+    )

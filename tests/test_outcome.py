@@ -65,14 +65,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
     ],
 )
 def test_classify(status: int | None, expected: str) -> None:
-    assert classify(status, None) == expected
-
-
-def test_classify_no_response_is_transient_whatever_the_error() -> None:
-    assert classify(None, "connection refused") == "transient"
-    assert classify(None, "DNS lookup failed for host example.invalid") == "transient"
-    assert classify(503, "HTTP 503: busy") == "transient"
-    assert classify(404, "HTTP 404") == "permanent"
+    assert classify(status) == expected
 
 
 # --- describe_http_error ----------------------------------------------------

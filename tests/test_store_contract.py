@@ -22,7 +22,7 @@ from mininq.clock import now_ms
 from mininq.config import DefaultsConfig
 from mininq.nodes import NodeInfo
 from mininq.store import Conflict, NotFound, Store
-from mininq.store.rules import LEASE_LOST, NODE_LOST
+from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
 
 DEFAULTS = DefaultsConfig()
 URL = "http://127.0.0.1:9/hook"
@@ -276,7 +276,7 @@ async def test_limits_in_the_claim_when_the_store_keeps_them(store, backend):
     assert await store.claim([("lim", 10)], 5000) == []
     assert "lim" not in await store.next_due(["lim"])  # full: wait for a finish
     await store.finish([outcome(first[0], "completed")])
-    assert len(await store.reap(now_ms() + 10**9)) == 2  # leases lost free their slots too
+    assert len(await store.reap(now_ms() + 10**9, process_died=False)) == 2  # leases lost free their slots too
     assert len(await store.claim([("lim", 10)], 5000)) == 3
     await store.create_queue("rate", {"rate_limit_rps": 2.0, "rate_limit_burst": 2.0})
     await store.create_jobs([spec("rate") for _ in range(10)])
@@ -324,7 +324,7 @@ async def test_finish_books_each_outcome(store, backend):
 async def test_a_stale_outcome_changes_nothing_but_keeps_its_attempt(store, backend):
     await store.create_jobs([spec(max_retries=3)])
     [job] = await store.claim([("q", 1)], 5000)
-    assert len(await store.reap(now_ms() + 10**9)) == 1  # the lease is taken back
+    assert len(await store.reap(now_ms() + 10**9, process_died=False)) == 1  # the lease is taken back
     assert await store.finish([outcome(job, "completed")]) == 0
     assert (await store.get_job(job["id"]))["status"] == "pending"
     assert [a["outcome"] for a in await store.list_attempts(job["id"])] == ["retry", "completed"]
@@ -335,17 +335,16 @@ async def test_a_stale_outcome_changes_nothing_but_keeps_its_attempt(store, back
 async def test_reap_returns_expired_leases_and_records_the_lost_attempt(store, backend):
     await store.create_jobs([spec(max_retries=1), spec(max_retries=0)])
     claimed = await store.claim([("q", 2)], 5000)
-    assert await store.reap(now_ms()) == []  # leases still running
-    expiry = await store.next_lease_expiry()
+    assert await store.reap(now_ms(), process_died=False) == []  # leases still running
+    expiry = max([(await store.get_job(j["id"]))["lease_until"] for j in claimed])
     assert expiry >= now_ms() + DEFAULTS.timeout_ms
-    reaped = {r["id"]: r["status"] for r in await store.reap(expiry + 1)}
+    reaped = {r["id"]: r["status"] for r in await store.reap(expiry + 1, process_died=False)}
     by_retries = {j["id"]: j["max_retries"] for j in claimed}
     assert {by_retries[i]: s for i, s in reaped.items()} == {1: "pending", 0: "dead"}
     for job_id in reaped:
         [att] = await store.list_attempts(job_id)
-        assert att["error"] == LEASE_LOST
+        assert att["error"] == LEASE_EXPIRED
     assert await counts_of(store, "q") == {"pending": 1, "dead": 1}
-    assert await store.next_lease_expiry() is None
 
 
 # -- jobs and queues through the API's calls ---------------------------------------

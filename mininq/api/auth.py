@@ -19,7 +19,22 @@ PUBLIC_PREFIXES = ("/static/",)
 
 
 def session_value(token: str) -> str:
-    return hmac.new(token.encode(), b"mininq dashboard session", hashlib.sha256).hexdigest()
+    return hmac.new(
+        token.encode("utf-8", "surrogatepass"), b"mininq dashboard session", hashlib.sha256
+    ).hexdigest()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of two strings of any content.
+
+    `hmac.compare_digest` raises TypeError on a str holding non-ASCII characters,
+    and a header or cookie may hold anything a client sends (Sanic decodes
+    invalid UTF-8 to lone surrogates), so compare their UTF-8 bytes;
+    `surrogatepass` encodes every str, surrogates included.
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def is_public(path: str) -> bool:
@@ -30,10 +45,10 @@ def is_authorized(request: Request, token: str) -> bool:
     if not token:
         return True
     header = request.headers.get("authorization", "")
-    if header[:7].lower() == "bearer " and hmac.compare_digest(header[7:].strip(), token):
+    if header[:7].lower() == "bearer " and same_secret(header[7:].strip(), token):
         return True
     cookie = request.cookies.get(SESSION_COOKIE)
-    return bool(cookie) and hmac.compare_digest(cookie, session_value(token))
+    return bool(cookie) and same_secret(cookie, session_value(token))
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -51,4 +66,8 @@ def same_origin(request: Request) -> bool:
         return True
     if origin == "null":
         return False
-    return urlsplit(origin).netloc.lower() == (request.headers.get("host") or "").lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # "http://[::1": not an origin this server could have served
+        return False
+    return netloc.lower() == (request.headers.get("host") or "").lower()

@@ -1,9 +1,9 @@
 """GET /openapi.json: an OpenAPI 3.1 description of every route of the HTTP API.
 
-Written by hand as plain data, so it costs no dependency. Bounds and enums
-come from `validate`, so the document and the validation can't disagree;
-the tests compare the paths with the app's router and check real responses
-against these schemas.
+Plain data, so it costs no dependency. The request schemas are derived from the
+field tables of `mininq.fields`, the same ones validation checks against, so
+the document and the server can't disagree; the tests compare the paths with
+the app's router and check real responses against these schemas.
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ import orjson
 from sanic import Blueprint, HTTPResponse, Request
 
 from mininq import __version__
-from mininq.api import validate as v
+from mininq import fields as f
+from mininq.fields import NO_DEFAULT, Field
 
 bp = Blueprint("openapi")
 
 Schema = dict[str, Any]
 
 JSON = "application/json"
-MAX_DELAY_MS = 10 * 365 * 86_400_000  # mirrors the delay_ms bound in validate.job_create
-PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
-STATUSES = list(v.JOB_STATUSES)
+STATUSES = list(f.JOB_STATUSES)
 
 
 def _ref(name: str) -> Schema:
@@ -75,60 +74,64 @@ ID: Schema = {
     "format": "uuid",
     "description": "UUIDv7: id order is creation order",
 }
-URL: Schema = {
-    "type": "string",
-    "format": "uri",
-    "minLength": 1,
-    "maxLength": 2048,
-    "description": "absolute http or https URL",
-}
-QUEUE_NAME: Schema = {"type": "string", "pattern": v.QUEUE_NAME.pattern}
-BACKOFF: Schema = {"type": "string", "enum": list(v.BACKOFFS)}
+QUEUE_NAME: Schema = {"type": "string", "pattern": f.QUEUE_NAME.pattern}
 HEADERS: Schema = {
     "type": "object",
-    "additionalProperties": {"type": "string", "maxLength": 8192},
-    "maxProperties": 64,
+    "propertyNames": {"pattern": f.HEADER_NAME.pattern},
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": f.MAX_HEADER_VALUE,
+        "pattern": "^[^\\r\\n\\x00]*$",
+    },
+    "maxProperties": f.MAX_HEADERS,
     "description": "added to the delivery; names mininq sets itself (Content-Type, "
     "User-Agent, X-Mininq-*, webhook-*, hop-by-hop headers) are refused",
 }
 ANY: Schema = {"description": "any JSON value"}
-MAX_RETRIES: Schema = _int(0, v.MAX_RETRIES, "retries after the first attempt")
-DELAY_BOUND = v.MAX_TIMEOUT_MS * 30
-TIMEOUT: Schema = _int(1, v.MAX_TIMEOUT_MS, "delivery timeout in ms")
-RATE: Schema = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}
 
-JOB_DEFAULTS: dict[str, Schema] = {
-    "max_retries": MAX_RETRIES,
-    "retry_backoff": BACKOFF,
-    "base_delay_ms": _int(0, DELAY_BOUND),
-    "max_delay_ms": _int(0, DELAY_BOUND),
-    "timeout_ms": TIMEOUT,
-}
 
-JOB_CREATE = _obj(
-    {
-        "callback_url": URL,
-        "queue_name": {**QUEUE_NAME, "default": "default"},
-        "priority": _int(PRIORITY_MIN, PRIORITY_MAX, "higher first; default 0"),
-        "payload": {**ANY, "default": {}},
-        "headers": _nullable(HEADERS),
-        **{k: _nullable(s) for k, s in JOB_DEFAULTS.items()},
-        "idempotency_key": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
-        "delay_ms": _nullable(_int(0, MAX_DELAY_MS, "deliver no sooner than this from now")),
-        "run_at": _nullable(
-            {**TIME, "description": "deliver no sooner than this; not with delay_ms"}
-        ),
-    },
-    ["callback_url"],
-    description="Unset job defaults come from the queue, else from [defaults].",
-)
+def _kind(spec: Field) -> Schema:
+    if spec.kind == "int":
+        return _int(int(spec.lo or 0), int(spec.hi or 0))
+    if spec.kind == "number":
+        return {"type": "number", "exclusiveMinimum": spec.lo, "maximum": spec.hi}
+    if spec.kind in ("string", "url"):
+        out = {"type": "string", "minLength": int(spec.lo or 1), "maxLength": int(spec.hi or 0)}
+        return {**out, "format": "uri"} if spec.kind == "url" else out
+    if spec.kind == "enum":
+        return {"type": "string", "enum": list(spec.choices)}
+    return {
+        "bool": {"type": "boolean"}, "queue": QUEUE_NAME, "headers": HEADERS, "json": ANY,
+        "time": TIME,
+    }[spec.kind]  # fmt: skip
+
+
+def field_schema(spec: Field) -> Schema:
+    """The JSON schema of one declared field."""
+    out = dict(_kind(spec))
+    if spec.description:
+        out["description"] = spec.description
+    if spec.default is not NO_DEFAULT:
+        out["default"] = spec.default
+    return _nullable(out) if spec.nullable else out
+
+
+def body_schema(table: dict[str, Field], **extra: Any) -> Schema:
+    """A request body: the table's fields, its required ones, nothing else."""
+    required = [name for name, spec in table.items() if spec.required]
+    return _obj({k: field_schema(s) for k, s in table.items()}, required, **extra)
+
+
+# Resolved job settings in answers: always concrete values.
+JOB_DEFAULTS = {k: field_schema(s) for k, s in f.JOB_DEFAULTS.items()}
+URL = field_schema(f.URL)
 
 JOB = _closed(
     {
         "id": ID,
         "queue_name": QUEUE_NAME,
         "status": {"type": "string", "enum": STATUSES},
-        "priority": _int(PRIORITY_MIN, PRIORITY_MAX),
+        "priority": _int(*f.PRIORITY),
         "callback_url": URL,
         "payload": ANY,
         "headers": _nullable(HEADERS),
@@ -157,19 +160,6 @@ ATTEMPT = _closed(
     }
 )
 
-QUEUE_SETTINGS: dict[str, Schema] = {
-    "max_concurrency": _int(1, 100_000),
-    "rate_limit_rps": _nullable({**RATE, "description": "token bucket rate; null: unlimited"}),
-    "rate_limit_burst": _nullable({**RATE, "description": "bucket size; default max(1, rps)"}),
-    **{
-        k: _nullable({**s, "description": "null: back to [defaults]"})
-        for k, s in JOB_DEFAULTS.items()
-    },
-    "paused": {"type": "boolean"},
-}
-
-QUEUE_CREATE = _obj({"name": QUEUE_NAME, **QUEUE_SETTINGS}, ["name"])
-QUEUE_UPDATE = _obj(QUEUE_SETTINGS, minProperties=1)
 QUEUE = _closed(
     {
         "name": QUEUE_NAME,
@@ -185,28 +175,6 @@ QUEUE = _closed(
     description="Effective settings (the queue's own value, else [defaults]) and job counts.",
 )
 
-SCHEDULE_FIELDS: dict[str, Schema] = {
-    "cron_expression": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": 256,
-        "description": "6 fields seconds first, or the classic 5; names, steps, ranges, lists",
-    },
-    "callback_url": URL,
-    "queue_name": QUEUE_NAME,
-    "payload": ANY,
-    "headers": _nullable(HEADERS),
-    "max_retries": _nullable(MAX_RETRIES),
-    "timeout_ms": _nullable(TIMEOUT),
-    "timezone": {"type": "string", "description": "IANA zone name", "default": "UTC"},
-    "enabled": {"type": "boolean", "default": True},
-}
-SCHEDULE_CREATE = _obj(SCHEDULE_FIELDS, ["cron_expression", "callback_url"])
-SCHEDULE_UPDATE = _obj(
-    SCHEDULE_FIELDS,
-    minProperties=1,
-    description="A new cron_expression or timezone (or enabling) recomputes next_run_at.",
-)
 SCHEDULE = _closed(
     {
         "id": ID,
@@ -277,8 +245,17 @@ SCHEMAS: dict[str, Schema] = {
             "self": {"type": "boolean", "description": "the node that answered"},
         }
     ),
+    "Unhealthy": _closed(
+        {
+            "error": {"type": "string", "description": "what can't be done and why"},
+            "status": {"const": 503},
+            "version": {"type": "string"},
+        }
+    ),
     "Metrics": METRICS,
-    "JobCreate": JOB_CREATE,
+    "JobCreate": body_schema(
+        f.JOB, description="Unset job defaults come from the queue, else from [defaults]."
+    ),
     "Job": JOB,
     "JobBatchCreate": _obj(
         {
@@ -286,7 +263,7 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "items": _ref("JobCreate"),
                 "minItems": 1,
-                "maxItems": v.MAX_BATCH,
+                "maxItems": f.MAX_BATCH,
             }
         },
         ["jobs"],
@@ -294,14 +271,18 @@ SCHEMAS: dict[str, Schema] = {
     "JobBatch": _closed({"jobs": {"type": "array", "items": _ref("Job")}}),
     "JobCancelled": _closed({"status": {"const": "cancelled"}, "id": ID}),
     "Attempt": ATTEMPT,
-    "QueueCreate": QUEUE_CREATE,
-    "QueueUpdate": QUEUE_UPDATE,
+    "QueueCreate": body_schema(f.QUEUE_CREATE),
+    "QueueUpdate": body_schema(f.QUEUE_UPDATE, minProperties=1),
     "Queue": QUEUE,
     "QueueDeleted": _closed({"status": {"const": "deleted"}, "name": QUEUE_NAME}),
     "RetriedCount": _closed({"retried": _int(0)}),
     "PurgedCount": _closed({"purged": _int(0)}),
-    "ScheduleCreate": SCHEDULE_CREATE,
-    "ScheduleUpdate": SCHEDULE_UPDATE,
+    "ScheduleCreate": body_schema(f.SCHEDULE_CREATE),
+    "ScheduleUpdate": body_schema(
+        f.SCHEDULE_UPDATE,
+        minProperties=1,
+        description="A new cron_expression or timezone (or enabling) recomputes next_run_at.",
+    ),
     "Schedule": SCHEDULE,
     "ScheduleDeleted": _closed({"status": {"const": "deleted"}, "id": ID}),
 }
@@ -315,6 +296,8 @@ ERRORS = {
     "404": ("NotFound", "no such job, queue or schedule"),
     "409": ("Conflict", "the change conflicts with the current state"),
     "413": ("TooLarge", "the body is larger than server.max_body_bytes"),
+    "503": ("Unavailable", "the database can't be used now: locked, read-only or failing I/O"),
+    "507": ("InsufficientStorage", "the disk holding the database is full"),
 }
 
 
@@ -375,7 +358,7 @@ def _op(
     codes = set(errors) | ({"400", "413"} if body else set()) | (set() if public else {"401"})
     out: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
     for code in sorted(codes):
-        out["responses"][code] = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+        out["responses"].setdefault(code, {"$ref": f"#/components/responses/{ERRORS[code][0]}"})
     if body:
         out["requestBody"] = {"required": True, "content": _json(_ref(body))}
     if parameters:
@@ -391,7 +374,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Liveness: answers 503 when the database can't be written",
             {
                 "200": _ok("healthy", _ref("Health")),
-                "503": _ok("the database can't be written", _ref("Health")),
+                "503": _ok("the database can't be written", _ref("Unhealthy")),
             },
             public=True,
             tag="system",
@@ -424,7 +407,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/jobs/batch": {
         "post": _op(
-            f"Create up to {v.MAX_BATCH} jobs in one transaction: all or none",
+            f"Create up to {f.MAX_BATCH} jobs in one transaction: all or none",
             {"201": _ok("created, in the order given", _ref("JobBatch"))},
             body="JobBatchCreate",
             tag="jobs",
@@ -524,7 +507,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 _param(
                     "status",
                     "query",
-                    {"type": "string", "enum": list(v.PURGE_STATUSES)},
+                    {"type": "string", "enum": list(f.PURGE_STATUSES)},
                     "the status of the jobs to delete",
                     required=True,
                 )
@@ -614,7 +597,11 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": {
                     "description": "the dashboard",
                     "content": {"text/html": {"schema": {"type": "string"}}},
-                }
+                },
+                "401": {
+                    "description": "the sign-in page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
             },
             tag="dashboard",
         ),
@@ -660,8 +647,24 @@ PATHS["/destinations/reset"] = {
 }
 
 
-def build_document() -> dict[str, Any]:
-    """The whole OpenAPI document as a dict."""
+def _add_storage_errors(paths: dict[str, dict[str, Any]]) -> None:
+    """Every route that reads the database may find it unavailable (503); every one
+    that writes, the disk full (507). /health describes its own 503."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters" or path == "/openapi.json":
+                continue
+            for code in ("503", "507") if method in ("post", "put", "delete") else ("503",):
+                ref = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+                operation["responses"].setdefault(code, ref)
+
+
+_add_storage_errors(PATHS)
+
+
+def build_document(token: bool = True) -> dict[str, Any]:
+    """The whole OpenAPI document as a dict; `token`: server.api_token is set, so
+    every route but /health requires it (without one, nothing does)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -684,7 +687,7 @@ def build_document() -> dict[str, Any]:
             {"name": "system"},
             {"name": "dashboard"},
         ],
-        "security": [{"bearerAuth": []}],
+        **({"security": [{"bearerAuth": []}]} if token else {}),
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,
@@ -704,9 +707,10 @@ def build_document() -> dict[str, Any]:
     }
 
 
-DOCUMENT = orjson.dumps(build_document())
+DOCUMENTS = {token: orjson.dumps(build_document(token)) for token in (True, False)}
 
 
 @bp.get("/openapi.json")
 async def openapi(request: Request) -> HTTPResponse:
-    return HTTPResponse(DOCUMENT, content_type=JSON)
+    token = bool(request.app.ctx.config.server.api_token)
+    return HTTPResponse(DOCUMENTS[token], content_type=JSON)

@@ -11,11 +11,13 @@ from sanic import HTTPResponse, Request
 from sanic.exceptions import SanicException
 
 from mininq.api.validate import ValidationError
+from mininq.faults import FAULTS
 from mininq.logs import get_logger
-from mininq.store import Conflict, NotFound
+from mininq.store import Conflict, NotFound, Unavailable
 
 log = get_logger("mininq.api")
 _LONG_NUMBER = re.compile(rb"\d{19}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def json_response(body: Any, status: int = 200) -> HTTPResponse:
@@ -23,7 +25,11 @@ def json_response(body: Any, status: int = 200) -> HTTPResponse:
 
 
 def error_response(status: int, message: str) -> HTTPResponse:
-    return json_response({"error": message, "status": status}, status)
+    # A message may quote what the client sent, lone surrogates included (Sanic
+    # decodes undecodable header bytes to them, the standard JSON parser reads
+    # "\ud800" as one); orjson refuses those, so they go out backslash-escaped.
+    safe = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return json_response({"error": safe, "status": status}, status)
 
 
 def parse_body(request: Request) -> Any:
@@ -34,10 +40,17 @@ def parse_body(request: Request) -> Any:
         if _LONG_NUMBER.search(request.body):
             # orjson reads integers beyond 64 bits as floats, silently changing
             # them; the standard parser keeps them exact so validation can refuse.
-            return json.loads(request.body, parse_constant=_no_constant)
+            value = json.loads(request.body, parse_constant=_no_constant)
+            if _SURROGATE_ESCAPE.search(request.body):
+                # It also takes a lone surrogate ("\ud800"), which orjson refuses
+                # and SQLite can't store: refuse it here the same way.
+                json.dumps(value, ensure_ascii=False).encode()
+            return value
         return orjson.loads(request.body)
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise ValidationError("body", f"malformed JSON ({exc})") from None
+    except RecursionError:  # the standard parser's limit on nesting
+        raise ValidationError("body", "malformed JSON (nested too deeply)") from None
 
 
 def _no_constant(name: str) -> None:
@@ -60,6 +73,11 @@ async def handle_error(request: Request, exc: Exception) -> HTTPResponse:
         return error_response(404, str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, str(exc))
+    if isinstance(exc, Unavailable):
+        # The machine's condition, not a bug: the cause in the answer, and in
+        # the log once a minute rather than a traceback per request.
+        FAULTS.report(exc, f"{request.method} {request.path}")
+        return error_response(exc.status, str(exc))
     if isinstance(exc, SanicException):
         status = getattr(exc, "status_code", 500) or 500
         if status == 413:

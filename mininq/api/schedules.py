@@ -51,9 +51,7 @@ async def create_schedule(request: Request):
 
 @bp.get("/schedules")
 async def list_schedules(request: Request):
-    args = query(request)
-    validate._no_unknown("", args, {"limit", "offset", "after"})
-    p = validate.page(args)
+    p = validate.schedule_filters(query(request))
     rows = await request.app.ctx.store.list_schedules(p["limit"], p["offset"], p["after"])
     return json_response([render.schedule(r) for r in rows])
 

@@ -11,6 +11,8 @@ from mininq import __version__
 from mininq.api.responses import json_response
 from mininq.clock import now_ms, to_rfc3339
 from mininq.engine.adaptive import STATE_NUMBER
+from mininq.faults import FAULTS
+from mininq.store import Unavailable
 from mininq.store.rules import HISTOGRAM_BUCKETS, STATUSES, busiest_first
 
 bp = Blueprint("system")
@@ -20,6 +22,9 @@ bp = Blueprint("system")
 async def health(request: Request):
     try:
         await asyncio.wait_for(request.app.ctx.store.health_write(), timeout=5)
+    except Unavailable as exc:
+        FAULTS.report(exc, "GET /health")
+        return json_response({"error": str(exc), "status": 503, "version": __version__}, 503)
     except Exception as exc:  # noqa: BLE001 - any failure to write means "not healthy"
         return json_response(
             {"error": f"database: can't be written ({exc})", "status": 503,

@@ -1,38 +1,38 @@
 """Validation of request bodies and query strings: pure, no I/O.
 
-Every error names the field (`jobs[3].callback_url: ...`). Integers are
-JSON integers: `true`, `1.5`, `1.0` and `"3"` are refused where an integer
-is expected.
+The fields and their bounds are declared once in `mininq.fields`; this module
+checks bodies against those tables. Every error names the field
+(`jobs[3].callback_url: ...`). Integers are JSON integers: `true`, `1.5`,
+`1.0` and `"3"` are refused where an integer is expected.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import yarl
 
+from mininq import fields as f
 from mininq.clock import now_ms, parse_rfc3339
+from mininq.fields import NO_DEFAULT, QUEUE_NAME, Field
 from mininq.ids import is_uuid
 
+__all__ = ["QUEUE_NAME", "ValidationError", "is_uuid"]
+
 DIGITS = re.compile(r"[0-9]+")
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
-BACKOFFS = ("exponential", "linear", "fixed")
-JOB_STATUSES = ("pending", "running", "completed", "dead", "cancelled")
-PURGE_STATUSES = ("pending", "completed", "dead", "cancelled")
+# Control characters and spaces: never valid in a URL, and aiohttp would send them as they are.
+URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 # Headers mininq sets itself or that would break the HTTP framing of the delivery.
 RESERVED_HEADERS = {
     "host", "content-length", "content-type", "transfer-encoding", "connection",
     "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature", "te", "upgrade",
     "keep-alive", "trailer", "expect",
-}
-MAX_INT = 2**53
-MAX_RETRIES = 1000
-MAX_TIMEOUT_MS = 24 * 3600 * 1000
-MAX_BATCH = 1000
+}  # fmt: skip
 
 
 class ValidationError(ValueError):
@@ -43,38 +43,6 @@ class ValidationError(ValueError):
         self.field = field
 
 
-def _int(field: str, value: Any, lo: int = -MAX_INT, hi: int = MAX_INT) -> int:
-    if type(value) is not int:
-        raise ValidationError(field, f"expected an integer, got {_show(value)}")
-    if not lo <= value <= hi:
-        raise ValidationError(field, f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _number(field: str, value: Any, positive: bool = True) -> float:
-    if type(value) not in (int, float):
-        raise ValidationError(field, f"expected a number, got {_show(value)}")
-    if positive and not value > 0:
-        raise ValidationError(field, f"must be a positive number, got {value}")
-    if value > 1e9:
-        raise ValidationError(field, f"must be at most 1000000000, got {value}")
-    return float(value)
-
-
-def _str(field: str, value: Any, max_len: int = 2048) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(field, f"expected a string, got {_show(value)}")
-    if not 1 <= len(value) <= max_len:
-        raise ValidationError(field, f"must be 1 to {max_len} characters long")
-    return value
-
-
-def _bool(field: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(field, f"expected true or false, got {_show(value)}")
-    return value
-
-
 def _show(value: Any) -> str:
     if value is None:
         return "null"
@@ -82,24 +50,53 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return "an object" if isinstance(value, dict) else "an array"
-    text = repr(value)
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge integer"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _object(field: str, body: Any) -> dict:
-    if not isinstance(body, dict):
-        raise ValidationError(field, f"expected a JSON object, got {_show(body)}")
-    return body
+def _int(field: str, spec: Field, value: Any) -> int:
+    if type(value) is not int:
+        raise ValidationError(field, f"expected an integer, got {_show(value)}")
+    lo, hi = int(spec.lo or 0), int(spec.hi or 0)
+    if not lo <= value <= hi:
+        raise ValidationError(field, f"must be between {lo} and {hi}, got {_show(value)}")
+    return value
 
 
-def _no_unknown(prefix: str, body: dict, allowed: set[str]) -> None:
-    for key in body:
-        if key not in allowed:
-            raise ValidationError(f"{prefix}{key}", "unknown field")
+def _number(field: str, spec: Field, value: Any) -> float:
+    """A positive number (lo is exclusive) up to hi."""
+    if type(value) not in (int, float):
+        raise ValidationError(field, f"expected a number, got {_show(value)}")
+    if not value > (spec.lo or 0):
+        raise ValidationError(field, f"must be a positive number, got {_show(value)}")
+    if value > (spec.hi or 0):
+        raise ValidationError(field, f"must be at most {spec.hi:.0f}, got {_show(value)}")
+    return float(value)
 
 
-def callback_url(field: str, value: Any) -> str:
-    url = _str(field, value)
+def _str(field: str, spec: Field, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"expected a string, got {_show(value)}")
+    lo, hi = int(spec.lo or 1), int(spec.hi or 0)
+    if not lo <= len(value) <= hi:
+        raise ValidationError(field, f"must be {lo} to {hi} characters long")
+    return value
+
+
+def _bool(field: str, spec: Field, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _enum(field: str, spec: Field, value: Any) -> str:
+    if not isinstance(value, str) or value not in spec.choices:
+        raise ValidationError(field, f"must be one of {', '.join(spec.choices)}")
+    return value
+
+
+def _url(field: str, spec: Field, value: Any) -> str:
+    url = _str(field, spec, value)
     problem = _url_problem(url)
     if problem is not None:
         raise ValidationError(field, problem)
@@ -110,105 +107,155 @@ def callback_url(field: str, value: Any) -> str:
 def _url_problem(url: str) -> str | None:
     """What is wrong with a callback URL, or None. Cached: an application
     sends most of its jobs to a few URLs, and parsing one is a tenth of
-    validating a job."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an absolute http or https URL"
-    try:
-        _ = parts.port  # raises for a port that is not a number
-    except ValueError:
-        return "has an invalid port"
-    if any(c in url for c in "\r\n\t "):
+    validating a job. Checked by the parser the delivery uses (yarl, under
+    aiohttp) too, so a URL taken here is one the engine can request."""
+    if URL_FORBIDDEN.search(url):
         return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number or out of range
+        host = yarl.URL(url).raw_host
+    except ValueError as exc:  # UnicodeError (IDNA) is a ValueError too
+        return f"is not a valid URL ({_reason(exc)})"
+    if parts.scheme not in ("http", "https") or not parts.hostname or not host:
+        return "must be an absolute http or https URL"
+    if port == 0:
+        return "has an invalid port"
+    if len(host) > 253:
+        return "has a host name longer than 253 characters"
+    labels = host.removesuffix(".").split(".")
+    if ":" not in host and not all(0 < len(label) <= 63 for label in labels):
+        return "has a host name with an empty label or one longer than 63 characters"
     return None
 
 
-def queue_name(field: str, value: Any) -> str:
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _queue(field: str, spec: Field | None, value: Any) -> str:
     if not isinstance(value, str) or not QUEUE_NAME.match(value):
-        raise ValidationError(field, "must be 1-128 characters of letters, digits and -_.:")
+        raise ValidationError(field, f.QUEUE_NAME_RULE)
     return value
 
 
-def headers(field: str, value: Any) -> str | None:
-    """Validated headers as JSON text (None for null)."""
-    if value is None:
-        return None
+def queue_name(field: str, value: Any) -> str:
+    return _queue(field, None, value)
+
+
+def _headers(field: str, spec: Field, value: Any) -> str:
+    """Validated headers as JSON text."""
     if not isinstance(value, dict):
         raise ValidationError(field, f"expected an object of strings, got {_show(value)}")
-    if len(value) > 64:
-        raise ValidationError(field, "at most 64 headers")
+    if len(value) > f.MAX_HEADERS:
+        raise ValidationError(field, f"at most {f.MAX_HEADERS} headers")
     for name, val in value.items():
-        if not HEADER_NAME.match(name):
+        if not f.HEADER_NAME.match(name):
             raise ValidationError(f"{field}.{name}", "is not a valid header name")
         lower = name.lower()
         if lower in RESERVED_HEADERS or lower.startswith("x-mininq-"):
             raise ValidationError(f"{field}.{name}", "is set by mininq and can't be overridden")
         if not isinstance(val, str):
             raise ValidationError(f"{field}.{name}", f"expected a string, got {_show(val)}")
-        if len(val) > 8192 or any(c in val for c in "\r\n\0"):
-            raise ValidationError(f"{field}.{name}", "must be one line of at most 8192 characters")
+        if len(val) > f.MAX_HEADER_VALUE or any(c in val for c in "\r\n\0"):
+            raise ValidationError(
+                f"{field}.{name}", f"must be one line of at most {f.MAX_HEADER_VALUE} characters"
+            )
     return orjson.dumps(value).decode()
 
 
-def _payload(field: str, value: Any) -> str:
+def _json(field: str, spec: Field, value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError as exc:  # e.g. integers beyond 64 bits
+    except orjson.JSONEncodeError as exc:  # integers beyond 64 bits, nesting past 255
         raise ValidationError(field, f"can't be stored as JSON ({exc})") from None
 
 
-def _job_defaults(prefix: str, body: dict, out: dict) -> None:
-    if body.get("max_retries") is not None:
-        out["max_retries"] = _int(prefix + "max_retries", body["max_retries"], 0, MAX_RETRIES)
-    if body.get("retry_backoff") is not None:
-        if body["retry_backoff"] not in BACKOFFS:
-            raise ValidationError(prefix + "retry_backoff", "must be exponential, linear or fixed")
-        out["retry_backoff"] = body["retry_backoff"]
-    for key in ("base_delay_ms", "max_delay_ms"):
-        if body.get(key) is not None:
-            out[key] = _int(prefix + key, body[key], 0, MAX_TIMEOUT_MS * 30)
-    if body.get("timeout_ms") is not None:
-        out["timeout_ms"] = _int(prefix + "timeout_ms", body["timeout_ms"], 1, MAX_TIMEOUT_MS)
+def _time(field: str, spec: Field, value: Any) -> int:
+    try:
+        return max(0, parse_rfc3339(value))
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError(
+            field, "expected an RFC 3339 time like 2026-11-27T10:00:00Z"
+        ) from None
 
 
-JOB_FIELDS = {
-    "callback_url", "queue_name", "priority", "payload", "headers", "max_retries",
-    "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms", "idempotency_key",
-    "delay_ms", "run_at",
-}
+CHECKS: dict[str, Callable[[str, Any, Any], Any]] = {
+    "int": _int, "number": _number, "string": _str, "bool": _bool, "enum": _enum, "url": _url,
+    "queue": _queue, "headers": _headers, "json": _json, "time": _time,
+}  # fmt: skip
+
+
+def check(field: str, spec: Field, value: Any) -> Any:
+    """One value against its declaration; null passes where the field is nullable."""
+    if value is None and spec.nullable:
+        return None
+    return CHECKS[spec.kind](field, spec, value)
+
+
+def _object(field: str, body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise ValidationError(field, f"expected a JSON object, got {_show(body)}")
+    return body
+
+
+def _no_unknown(prefix: str, body: dict, allowed: Any) -> None:
+    for key in body:
+        if key not in allowed:
+            raise ValidationError(f"{prefix}{key}", "unknown field")
+
+
+class _Table:
+    """A field table made ready for checking many bodies: each field's check
+    function looked up, its default checked, once."""
+
+    def __init__(self, table: dict[str, Field]) -> None:
+        self.checks = {name: (CHECKS[spec.kind], spec) for name, spec in table.items()}
+        self.required = tuple(name for name, spec in table.items() if spec.required)
+        self.defaults = {
+            name: check(name, spec, spec.default)
+            for name, spec in table.items()
+            if spec.default is not NO_DEFAULT
+        }
+
+
+JOB, QUEUE_CREATE, QUEUE_UPDATE, SCHEDULE_CREATE, SCHEDULE_UPDATE = (
+    _Table(t) for t in (f.JOB, f.QUEUE_CREATE, f.QUEUE_UPDATE, f.SCHEDULE_CREATE, f.SCHEDULE_UPDATE)
+)
+
+
+def _fields(prefix: str, body: Any, table: _Table, null_is_absent: bool = False) -> dict[str, Any]:
+    """The body's fields, checked, with the table's defaults for absent ones.
+    Unknown fields are refused first, then missing required ones, then values
+    in the body's order. A null is kept as None (for a queue or schedule:
+    "back to the default"), or with `null_is_absent` dropped like a missing field."""
+    body = _object(prefix.rstrip(".") or "body", body)
+    checks = table.checks
+    _no_unknown(prefix, body, checks)
+    for name in table.required:
+        if name not in body:
+            raise ValidationError(prefix + name, "is required")
+    out = dict(table.defaults)
+    for name, value in body.items():
+        fn, spec = checks[name]
+        if value is None and spec.nullable:
+            if not null_is_absent:
+                out[name] = None
+        else:
+            out[name] = fn(prefix + name, spec, value)
+    return out
 
 
 def job_create(body: Any, prefix: str = "", now: int | None = None) -> dict:
     """A job spec for the store: payload/headers as JSON text, visible_at in ms."""
-    body = _object(prefix.rstrip(".") or "body", body)
-    _no_unknown(prefix, body, JOB_FIELDS)
-    if "callback_url" not in body:
-        raise ValidationError(prefix + "callback_url", "is required")
-    now = now_ms() if now is None else now
-    spec: dict[str, Any] = {
-        "callback_url": callback_url(prefix + "callback_url", body["callback_url"]),
-        "queue_name": queue_name(prefix + "queue_name", body.get("queue_name", "default")),
-        "priority": _int(prefix + "priority", body.get("priority", 0), -(2**31), 2**31 - 1),
-        "payload": _payload(prefix + "payload", body.get("payload", {})),
-        "headers": headers(prefix + "headers", body.get("headers")),
-    }
-    _job_defaults(prefix, body, spec)
-    if body.get("idempotency_key") is not None:
-        spec["idempotency_key"] = _str(prefix + "idempotency_key", body["idempotency_key"], 255)
-    delay, run_at = body.get("delay_ms"), body.get("run_at")
+    # A null job setting is an unset one: the queue's or [defaults] apply.
+    spec = _fields(prefix, body, JOB, null_is_absent=True)
+    delay, run_at = spec.pop("delay_ms", None), spec.pop("run_at", None)
     if delay is not None and run_at is not None:
         raise ValidationError(prefix + "run_at", "give either delay_ms or run_at, not both")
-    if delay is not None:
-        spec["visible_at"] = now + _int(prefix + "delay_ms", delay, 0, 10 * 365 * 86_400_000)
-    elif run_at is not None:
-        try:
-            spec["visible_at"] = max(0, parse_rfc3339(run_at))
-        except (ValueError, TypeError):
-            raise ValidationError(
-                prefix + "run_at", "expected an RFC 3339 time like 2026-11-27T10:00:00Z"
-            ) from None
-    else:
-        spec["visible_at"] = now
+    now = now_ms() if now is None else now
+    spec["visible_at"] = run_at if run_at is not None else now + (delay or 0)
     return spec
 
 
@@ -220,94 +267,32 @@ def job_batch(body: Any) -> list[dict]:
         raise ValidationError("jobs", f"expected an array of jobs, got {_show(items)}")
     if not items:
         raise ValidationError("jobs", "must hold at least one job")
-    if len(items) > MAX_BATCH:
-        raise ValidationError("jobs", f"at most {MAX_BATCH} jobs per batch, got {len(items)}")
+    if len(items) > f.MAX_BATCH:
+        raise ValidationError("jobs", f"at most {f.MAX_BATCH} jobs per batch, got {len(items)}")
     now = now_ms()
     return [job_create(item, f"jobs[{i}].", now) for i, item in enumerate(items)]
 
 
-QUEUE_SETTINGS = {
-    "max_concurrency", "rate_limit_rps", "rate_limit_burst", "max_retries", "retry_backoff",
-    "base_delay_ms", "max_delay_ms", "timeout_ms", "paused",
-}
-
-
 def queue_settings(body: Any, *, create: bool) -> tuple[str | None, dict]:
-    """(name, settings) for POST /queues, or (None, changes) for PUT."""
-    body = _object("body", body)
-    _no_unknown("", body, QUEUE_SETTINGS | ({"name"} if create else set()))
-    name = None
-    if create:
-        if "name" not in body:
-            raise ValidationError("name", "is required")
-        name = queue_name("name", body["name"])
-    out: dict[str, Any] = {}
-    if "max_concurrency" in body:
-        value = body["max_concurrency"]
-        # null: back to [defaults] queue_max_concurrency
-        if value is None and not create:
-            out["max_concurrency"] = None
-        else:
-            out["max_concurrency"] = _int("max_concurrency", value, 1, 100_000)
-    for key in ("rate_limit_rps", "rate_limit_burst"):
-        if key in body:
-            out[key] = None if body[key] is None else _number(key, body[key])
-    _job_defaults("", body, out)
-    for key in ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms"):
-        if key in body and body[key] is None:
-            out[key] = None  # back to the global default
-    if "paused" in body:
-        out["paused"] = _bool("paused", body["paused"])
+    """(name, settings) for POST /queues, or (None, changes) for PUT; a null
+    setting means "back to [defaults]"."""
+    out = _fields("", body, QUEUE_CREATE if create else QUEUE_UPDATE)
     if not create and not out:
         raise ValidationError("body", "give at least one field to change")
-    return name, out
-
-
-SCHEDULE_FIELDS = {
-    "cron_expression", "callback_url", "queue_name", "payload", "headers", "max_retries",
-    "timeout_ms", "timezone", "enabled",
-}
+    return out.pop("name", None), out
 
 
 def schedule(body: Any, *, create: bool) -> dict:
     """Validated schedule fields; the cron expression and zone are checked by the
     caller through `mininq.scheduling.cron` (they need croniter)."""
-    body = _object("body", body)
-    _no_unknown("", body, SCHEDULE_FIELDS)
-    out: dict[str, Any] = {}
-    if create:
-        for key in ("cron_expression", "callback_url"):
-            if key not in body:
-                raise ValidationError(key, "is required")
-    if "cron_expression" in body:
-        out["cron_expression"] = _str("cron_expression", body["cron_expression"], 256)
-    if "timezone" in body or create:
-        out["timezone"] = _str("timezone", body.get("timezone", "UTC"), 64)
-    if "callback_url" in body:
-        out["callback_url"] = callback_url("callback_url", body["callback_url"])
-    if "queue_name" in body or create:
-        out["queue_name"] = queue_name("queue_name", body.get("queue_name", "default"))
-    if "payload" in body or create:
-        out["payload"] = _payload("payload", body.get("payload", {}))
-    if "headers" in body:
-        out["headers"] = headers("headers", body["headers"])
-    if body.get("max_retries") is not None:
-        out["max_retries"] = _int("max_retries", body["max_retries"], 0, MAX_RETRIES)
-    elif "max_retries" in body:
-        out["max_retries"] = None
-    if body.get("timeout_ms") is not None:
-        out["timeout_ms"] = _int("timeout_ms", body["timeout_ms"], 1, MAX_TIMEOUT_MS)
-    elif "timeout_ms" in body:
-        out["timeout_ms"] = None
-    if "enabled" in body or create:
-        out["enabled"] = _bool("enabled", body.get("enabled", True))
+    out = _fields("", body, SCHEDULE_CREATE if create else SCHEDULE_UPDATE)
     if not create and not out:
         raise ValidationError("body", "give at least one field to change")
     return out
 
 
-def page(args: dict[str, str], statuses: tuple[str, ...] | None = None) -> dict:
-    """limit/offset/after (+ filters) from a query string; limit capped at 1000."""
+def page(args: dict[str, str]) -> dict:
+    """limit/offset/after from a query string; limit capped at 1000."""
     out: dict[str, Any] = {"limit": 50, "offset": 0, "after": None}
     for key in ("limit", "offset"):
         if key in args:
@@ -318,8 +303,8 @@ def page(args: dict[str, str], statuses: tuple[str, ...] | None = None) -> dict:
             # Past 18 digits the exact value no longer matters (limit is capped,
             # offset refused), and int() refuses strings of over 4300 digits.
             out[key] = int(raw) if len(raw) <= 18 else 10**18
-    if out["offset"] > MAX_INT:
-        raise ValidationError("offset", f"must be at most {MAX_INT}")
+    if out["offset"] > f.MAX_INT:
+        raise ValidationError("offset", f"must be at most {f.MAX_INT}")
     if out["limit"] < 1:
         raise ValidationError("limit", "must be at least 1")
     out["limit"] = min(out["limit"], 1000)
@@ -330,13 +315,18 @@ def page(args: dict[str, str], statuses: tuple[str, ...] | None = None) -> dict:
     return out
 
 
+def schedule_filters(args: dict[str, str]) -> dict:
+    _no_unknown("", args, {"limit", "offset", "after"})
+    return page(args)
+
+
 def job_filters(args: dict[str, str]) -> dict:
     _no_unknown("", args, {"queue", "status", "schedule_id", "limit", "offset", "after"})
     out = page(args)
     out["queue"] = queue_name("queue", args["queue"]) if "queue" in args else None
     status = args.get("status")
-    if status is not None and status not in JOB_STATUSES:
-        raise ValidationError("status", f"must be one of {', '.join(JOB_STATUSES)}")
+    if status is not None and status not in f.JOB_STATUSES:
+        raise ValidationError("status", f"must be one of {', '.join(f.JOB_STATUSES)}")
     out["status"] = status
     schedule_id = args.get("schedule_id")
     if schedule_id is not None and not is_uuid(schedule_id):
@@ -349,6 +339,6 @@ def purge_status(args: dict[str, str]) -> str:
     status = args.get("status")
     if status is None:
         raise ValidationError("status", "is required (pending, completed, dead or cancelled)")
-    if status not in PURGE_STATUSES:
-        raise ValidationError("status", f"must be one of {', '.join(PURGE_STATUSES)}")
+    if status not in f.PURGE_STATUSES:
+        raise ValidationError("status", f"must be one of {', '.join(f.PURGE_STATUSES)}")
     return status

@@ -1,6 +1,6 @@
 """The live dashboard: server-rendered HTML that htmx keeps up to date.
 
-`dashboard` is the blueprint group mininq.app registers: the page and its
+`dashboard` is the blueprint group mininq.http_process registers: the page and its
 polled fragments (pages), the buttons' POST routes (actions), signing in
 (session) and the vendored htmx plus our CSS and JS (staticfiles).
 """

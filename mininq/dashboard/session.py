@@ -7,11 +7,9 @@ token travels only in that POST body: never in a URL, a cookie or a log.
 
 from __future__ import annotations
 
-import hmac
-
 from sanic import Blueprint, HTTPResponse, Request, Sanic
 
-from mininq.api.auth import SESSION_COOKIE, session_value
+from mininq.api.auth import SESSION_COOKIE, same_secret, session_value
 from mininq.dashboard.render import html, render
 
 bp = Blueprint("dashboard_session")
@@ -45,7 +43,7 @@ async def login(request: Request) -> HTTPResponse:
     if not token:
         return _redirect_home()
     given = (request.form.get("token") or "") if request.form else ""
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not same_secret(given.strip(), token):
         return sign_in_page(request, "That is not the API token.")
     response = _redirect_home()
     response.add_cookie(

@@ -1,7 +1,9 @@
 """One delivery attempt: the webhook POST, and what its answer means.
 
-One pooled aiohttp session serves every delivery of the engine. The
-result is a plain outcome dict the dispatcher turns into the job's next state.
+One pooled aiohttp session serves every delivery of the engine.
+`Deliverer.outcome` decides the job's next state from the answer (completed;
+retry, and when; or dead) as a plain dict, which the dispatcher hands to the
+finisher and the finisher writes with `Store.finish`.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class Deliverer:
             }
         )
         if self.signing_secret:
-            ts = int(time.time())
+            ts = now_ms() // 1000
             headers["webhook-id"] = job["id"]
             headers["webhook-timestamp"] = str(ts)
             headers["webhook-signature"] = sign(self.signing_secret, job["id"], ts, body)
@@ -155,7 +157,7 @@ class Deliverer:
         self, job: dict, started: int, duration_ms: int, status: int | None,
         body: bytes, retry_after: str | None, error: str | None, denied: bool = False,
     ) -> dict[str, Any]:
-        kind = "permanent" if denied else classify(status, error)
+        kind = "permanent" if denied else classify(status)
         out: dict[str, Any] = {
             "id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
             "started_at": started, "duration_ms": duration_ms, "status_code": status,

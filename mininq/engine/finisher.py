@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
+from mininq.faults import FAULTS
 from mininq.logs import get_logger
-from mininq.store import Store
+from mininq.store import Store, Unavailable
 
 log = get_logger("mininq.engine")
 
@@ -65,9 +66,12 @@ class Finisher:
                 delay = 0.05
                 if batch:
                     self._written({o["queue_name"] for o in batch})
-            except Exception:
+            except Exception as exc:
                 # Keep the outcomes and try again: losing them would re-deliver jobs.
-                log.exception("writing %d delivery outcomes failed; retrying", len(batch))
+                if isinstance(exc, Unavailable):
+                    FAULTS.report(exc, "engine finisher")
+                else:
+                    log.exception("writing %d delivery outcomes failed; retrying", len(batch))
                 self._buffer[:0] = batch
                 for row in rows:
                     self._rows.setdefault(row["destination"], row)

@@ -23,11 +23,11 @@ _BODY_PREVIEW_CHARS = 200
 _MESSAGE_MAX_CHARS = 300
 
 
-def classify(status_code: int | None, error: str | None) -> str:
+def classify(status_code: int | None) -> str:
     """`completed` for 2xx, `permanent` for 4xx but 408/425/429, else `transient`.
 
-    A response's status decides on its own; `error` only matters when there
-    was no response at all (timeout, refused, DNS, TLS...), which is transient.
+    The status alone decides. No response at all (None: timeout, refused, DNS,
+    TLS...) is transient, whatever the error was.
     """
     if status_code is None:
         return TRANSIENT

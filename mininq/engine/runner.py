@@ -21,7 +21,7 @@ from mininq.engine.cleanup import run_cleanup
 from mininq.engine.delivery import Deliverer
 from mininq.engine.dispatcher import Dispatcher
 from mininq.engine.finisher import Finisher
-from mininq.engine.reaper import log_lost, run_heartbeat, run_reaper
+from mininq.engine.reaper import recover_after_stop, run_heartbeat, run_reaper
 from mininq.engine.scheduler import run_scheduler
 from mininq.engine.supervisor import supervise
 from mininq.logs import get_logger, log_event
@@ -79,7 +79,7 @@ class Engine:
         reaper_signal, cleanup_signal = Signal(), Signal()
         dispatcher = Dispatcher(cfg, store, deliverer, finisher, dispatch_signal, wake)
         try:
-            recovered = log_lost(await liveness.recover())
+            recovered = await recover_after_stop(liveness)
             log_event(log, logging.INFO, "engine started", recovered=recovered,
                       concurrency=cfg.worker.concurrency, node=self.node.id)
             stopping = lambda: self.stopping

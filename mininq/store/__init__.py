@@ -6,10 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from mininq.store.base import Backend, Store
-from mininq.store.errors import Conflict, NotFound, StartupError, StoreError
+from mininq.store.errors import (
+    Conflict,
+    DatabaseRefused,
+    NotFound,
+    StartupError,
+    StoreError,
+    Unavailable,
+)
 
-__all__ = ["Backend", "Conflict", "NotFound", "StartupError", "Store", "StoreError",
-           "backend_for"]
+__all__ = [
+    "Backend", "Conflict", "DatabaseRefused", "NotFound", "StartupError", "Store",
+    "StoreError", "Unavailable", "backend_for",
+]
 
 
 def backend_for(server: Any) -> Backend:

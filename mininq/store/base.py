@@ -28,7 +28,9 @@ class Store(ABC):
     async def close(self) -> None: ...
     @abstractmethod
     async def health_write(self) -> None:
-        """A real write; raises when the database can't be written."""
+        """A real write; raises (Unavailable for the machine's faults) when the
+        database can't be written. After a write failed for want of space it
+        must be a write big enough to show there is room again."""
 
     # -- jobs ---------------------------------------------------------------
     @abstractmethod
@@ -105,10 +107,9 @@ class Store(ABC):
         """Record attempt outcomes in one transaction, with this node's view of
         the destinations that changed (`rules.DESTINATION_FIELDS` per row)."""
     @abstractmethod
-    async def reap(self, before: int) -> list[dict]:
-        """Return jobs whose lease ended before `before` to pending (or dead)."""
-    @abstractmethod
-    async def next_lease_expiry(self) -> int | None: ...
+    async def reap(self, before: int, process_died: bool) -> list[dict]:
+        """Return jobs whose lease ended before `before` to pending (or dead);
+        `process_died` says the process that claimed them is gone (start-up)."""
     @abstractmethod
     async def due_schedules(self, now: int) -> list[dict]: ...
     @abstractmethod

@@ -28,7 +28,11 @@ DESTINATIONS_KEPT = 1_000
 # A delivery's outcome and the status its job takes.
 STATUS_AFTER = {"completed": "completed", "retry": "pending", "dead": "dead"}
 
+# The lost attempt's error, by why the job was still running: its process
+# died (start-up recovery: the engine lock proves it), or its lease ran out
+# under a live engine; or (PostgreSQL) its node stopped sending heartbeats.
 LEASE_LOST = "delivery interrupted: the process delivering it stopped before an answer"
+LEASE_EXPIRED = "delivery interrupted: no outcome was recorded before its lease ran out"
 NODE_LOST = "interrupted: the node delivering it stopped answering before an answer"
 
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -31,7 +31,7 @@ from mininq.store.postgres import destinations as dest_sql
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
-from mininq.store.rules import NODE_LOST
+from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
 from mininq.wake import WakeListener, Waker
 
 __all__ = ["PostgresBackend", "PostgresStore", "prepare"]
@@ -322,10 +322,11 @@ class PostgresStore(Store):
     async def destination_resets(self) -> dict[str, int]:
         return await self.read(dest_sql.resets, self.node_id or "")
 
-    async def reap(self, before: int) -> list[dict]:
+    async def reap(self, before: int, process_died: bool = False) -> list[dict]:
+        error = LEASE_LOST if process_died else LEASE_EXPIRED
         out: list[dict] = []
         while True:
-            rows = await self.write(dispatch.reap, now_ms(), before)
+            rows = await self.write(dispatch.reap, now_ms(), before, error)
             out.extend(rows)
             if len(rows) < 1000:
                 return out
@@ -338,10 +339,6 @@ class PostgresStore(Store):
             out.extend(rows)
             if len(rows) < 1000:
                 return out
-
-    async def next_lease_expiry(self) -> int | None:
-        async with self.pool.acquire() as conn:
-            return await dispatch.next_lease_expiry(conn)
 
     async def due_schedules(self, now: int) -> list[dict]:
         async with self.pool.acquire() as conn:

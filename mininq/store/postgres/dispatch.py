@@ -14,7 +14,6 @@ from mininq.engine.ratelimit import TokenBucket
 from mininq.store.postgres import counts
 from mininq.store.postgres.schema import CLEANUP_LOCK
 from mininq.store.rules import (
-    LEASE_LOST,
     STATUS_AFTER,
     delivery_counters,
     lost_attempt,
@@ -331,10 +330,9 @@ async def _took_back(conn: asyncpg.Connection, rows: list, now: int, error: str)
     return out
 
 
-async def reap(conn: asyncpg.Connection, now: int, before: int) -> list[dict]:
+async def reap(conn: asyncpg.Connection, now: int, before: int, error: str) -> list[dict]:
     """Jobs whose lease ended before `before` go back to pending (or dead)."""
-    return await _took_back(conn, await conn.fetch(_REAP, now, LEASE_LOST, before), now,
-                            LEASE_LOST)
+    return await _took_back(conn, await conn.fetch(_REAP, now, error, before), now, error)
 
 
 async def rescue(conn: asyncpg.Connection, now: int, error: str,
@@ -343,10 +341,6 @@ async def rescue(conn: asyncpg.Connection, now: int, error: str,
     it on any node not alive, go back to pending (or dead); at most 1000."""
     sql, arg = (_RESCUE_MINE, node_id) if node_id else (_RESCUE_ORPHANS, "")
     return await _took_back(conn, await conn.fetch(sql, now, error, arg), now, error)
-
-
-async def next_lease_expiry(conn: asyncpg.Connection) -> int | None:
-    return await conn.fetchval("SELECT min(lease_until) FROM jobs WHERE status = 'running'")
 
 
 _OLD_FINISHED = """

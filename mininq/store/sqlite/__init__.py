@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from mininq.clock import now_ms
+from mininq.faults import FAULTS
 from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
 from mininq.store.sqlite import destinations as dest_sql
@@ -17,6 +19,8 @@ from mininq.store.sqlite.wake import WakeFlag, WakeReceiver, WakeSender, address
 from mininq.wake import WakeListener, Waker
 
 __all__ = ["SchemaTooNew", "SqliteBackend", "SqliteStore", "migrate_file"]
+
+ROOM_CHECK_BYTES = 256 * 1024  # about what a batch of a hundred 2 KiB jobs needs
 
 
 def migrate_file(path: str) -> int:
@@ -37,6 +41,11 @@ class SqliteBackend(Backend):
         self.db_path = db_path
 
     def prepare(self) -> None:
+        """Refuse a file that is not a mininq database (DatabaseRefused, nothing
+        written), then create or migrate it."""
+        from mininq.store.sqlite.identity import check_database_file
+
+        check_database_file(self.db_path)
         migrate_file(self.db_path)
 
     async def open_store(self, defaults: Any, node_id: str | None = None,
@@ -68,10 +77,30 @@ class SqliteStore(Store):
         await self.db.close()
 
     async def health_write(self) -> None:
-        await self.db.write(stats.health_write)
+        """A tiny write; after a write failed for the machine's sake (disk full...),
+        a write of ROOM_CHECK_BYTES instead, because a tiny write can still fit
+        where a job does not (a full disk leaves room in the last WAL pages)."""
+        fault = self.db.fault
+        if fault is None:
+            await self.db.write(stats.health_write)
+            return
+        await self.db.write(stats.room_check, ROOM_CHECK_BYTES)
+        await self.db.write(stats.room_release)
+        self._writes_succeeded()
+        # Copy the WAL into the file now, so the next writes reuse the WAL's
+        # space instead of growing it into a disk that just had room again.
+        with contextlib.suppress(Exception):  # only an early start of what SQLite does anyway
+            await self.db.exclusive(dispatch.checkpoint_passive)
+
+    def _writes_succeeded(self) -> None:
+        if self.db.fault is not None:
+            FAULTS.cleared(self.db.fault.cause)
+            self.db.fault = None
 
     async def create_jobs(self, specs: list[dict]) -> list[tuple[dict, bool]]:
-        return await self.db.write(jobs.create_jobs, specs, self.defaults, now_ms())
+        created = await self.db.write(jobs.create_jobs, specs, self.defaults, now_ms())
+        self._writes_succeeded()
+        return created
 
     async def get_job(self, job_id: str) -> dict | None:
         return await self.db.read(jobs.get_job, job_id)
@@ -173,11 +202,8 @@ class SqliteStore(Store):
     async def destination_resets(self) -> dict[str, int]:
         return await self.db.read(dest_sql.resets, self.node_id)
 
-    async def reap(self, before: int) -> list[dict]:
-        return await self.db.write(dispatch.reap, now_ms(), before)
-
-    async def next_lease_expiry(self) -> int | None:
-        return await self.db.read(dispatch.next_lease_expiry)
+    async def reap(self, before: int, process_died: bool) -> list[dict]:
+        return await self.db.write(dispatch.reap, now_ms(), before, process_died)
 
     async def due_schedules(self, now: int) -> list[dict]:
         return await self.db.read(schedules.due_schedules, now)

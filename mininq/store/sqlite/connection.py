@@ -13,7 +13,8 @@ write offers a `merged` form, `fn.merged(conn, [args, ...])` returning one
 value per call: single-job POSTs that share a commit become one insert.
 
 A whole batch runs in aiosqlite's connection thread in one hop
-(`Connection._execute`), instead of one hop per statement; reads get their
+(`Connection._execute`, a private method: tests/test_dependency_guards.py
+watches it), instead of one hop per statement; reads get their
 own connection so they never wait behind a commit (WAL lets them run
 concurrently with the writer).
 
@@ -22,6 +23,10 @@ writer takes an exclusive `flock` on `<db>-write.lock`: the kernel hands the
 lock over the moment it is released, where SQLite's own busy handler would
 sleep 1, 2, 5, 10… ms between tries, which shows as latency spikes when
 the two processes write at once.
+
+SQLite errors that are the machine's fault (disk full, read-only, locked
+past the busy timeout, I/O) leave here as `Unavailable` (see faults.py); the
+last one a write met stays in `Database.fault` for /health.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from mininq.store.errors import Unavailable
+from mininq.store.sqlite.faults import unavailable
+
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
@@ -45,7 +53,6 @@ def configure(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -16000")
 
@@ -175,6 +182,9 @@ class Database:
         self._pending: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
         self._flushing = False
         self._lock_fd = -1
+        # The last write failure that was the machine's fault (disk full,
+        # read-only, locked...); SqliteStore clears it when writes succeed again.
+        self.fault: Unavailable | None = None
 
     async def open(self) -> None:
         self._lock_fd = os.open(f"{self.path}-write.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -201,20 +211,33 @@ class Database:
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
-        return await fut
+        try:
+            return await fut
+        except sqlite3.Error as exc:
+            fault = unavailable(exc)
+            if fault is None:
+                raise
+            self.fault = fault
+            raise fault from None
 
     async def exclusive(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` on the writer connection outside any transaction,
         holding the write lock (for checkpoints)."""
         assert self._writer is not None, "database is not open"
-        return await self._writer._execute(
-            _run_exclusive, self._writer._conn, self._lock_fd, fn, args
-        )
+        try:
+            return await self._writer._execute(
+                _run_exclusive, self._writer._conn, self._lock_fd, fn, args
+            )
+        except sqlite3.Error as exc:
+            raise unavailable(exc) or exc from None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` on the reader connection, in one read transaction."""
         assert self._reader is not None, "database is not open"
-        return await self._reader._execute(_run_read, self._reader._conn, fn, args)
+        try:
+            return await self._reader._execute(_run_read, self._reader._conn, fn, args)
+        except sqlite3.Error as exc:
+            raise unavailable(exc) or exc from None
 
     async def _flush(self) -> None:
         try:

@@ -4,7 +4,9 @@ that change them, and the monotonic counters behind /metrics (`add`).
 Counting with triggers cost a third of the insert rate (two upserts per
 row); here each write adds up its changes and applies them as one upsert per
 (queue, status) it touched. Every function in this backend that inserts,
-deletes or changes a job's status calls `bump` in the same transaction.
+deletes or changes a job's status keeps the counts in the same transaction:
+`bump` for changes and deletions, `created` for new jobs (deleting a queue
+deletes its rows).
 """
 
 from __future__ import annotations

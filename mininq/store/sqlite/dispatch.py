@@ -8,7 +8,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from mininq.store.rules import LEASE_LOST, STATUS_AFTER, delivery_counters, lost_attempt
+from mininq.store.rules import (
+    LEASE_EXPIRED,
+    LEASE_LOST,
+    STATUS_AFTER,
+    delivery_counters,
+    lost_attempt,
+)
 from mininq.store.sqlite import counts
 
 _CLAIM = """
@@ -166,20 +172,18 @@ def _running(conn: sqlite3.Connection, params: list[dict]) -> set[tuple[str, int
     }
 
 
-def reap(conn: sqlite3.Connection, now: int, before: int) -> list[dict]:
+def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = False) -> list[dict]:
     """Jobs running with a lease older than `before` go back to pending, or to
-    dead when no retries are left; the lost attempt is recorded and counted."""
-    rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": LEASE_LOST})]
+    dead when no retries are left; the lost attempt is recorded and counted,
+    its error saying whether the delivering process died or the lease ran out."""
+    error = LEASE_LOST if process_died else LEASE_EXPIRED
+    rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": error})]
     deltas: Counter = Counter()
     for r in rows:
         counts.moved(deltas, r["queue_name"], "running", r["status"])
     counts.bump(conn, deltas)
-    conn.executemany(_ATTEMPT, [lost_attempt(r, now, LEASE_LOST) for r in rows])
+    conn.executemany(_ATTEMPT, [lost_attempt(r, now, error) for r in rows])
     return rows
-
-
-def next_lease_expiry(conn: sqlite3.Connection) -> int | None:
-    return conn.execute("SELECT MIN(lease_until) FROM jobs WHERE status = 'running'").fetchone()[0]
 
 
 _OLD_FINISHED = """
@@ -218,3 +222,8 @@ def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, max_
 
 def checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def checkpoint_passive(conn: sqlite3.Connection) -> None:
+    """Copy what it can of the WAL into the file, waiting for nobody."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

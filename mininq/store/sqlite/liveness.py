@@ -67,7 +67,7 @@ class FileLockLiveness(Liveness):
 
     async def recover(self) -> list[dict]:
         # Holding the lock, every running job was left by a dead engine.
-        return await self.store.reap(FAR_FUTURE_MS)
+        return await self.store.reap(FAR_FUTURE_MS, process_died=True)
 
     async def release(self) -> None:
         self.lock.release()

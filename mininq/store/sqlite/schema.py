@@ -1,7 +1,9 @@
 """The SQLite schema as an ordered list of migrations, applied on start.
 
 `PRAGMA user_version` holds the number of migrations applied. A database
-written by a newer mininq (user_version beyond this list) is refused.
+written by a newer mininq (user_version beyond this list) is refused. The
+second migration sets `PRAGMA application_id`, the mark that tells a mininq
+file from any other (see identity.py, which checks it before this runs).
 Times are integer epoch milliseconds so that "due", "expired" and "older
 than" questions are index range scans.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 
 from mininq.destination import destination_of
+from mininq.store.errors import DatabaseRefused
+from mininq.store.sqlite.identity import MININQ_APPLICATION_ID
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -97,8 +101,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 updated_at INTEGER NOT NULL
             )""",
             "CREATE INDEX schedules_due ON schedules (next_run_at) WHERE enabled = 1",
-            # Monotonic counters for Prometheus: created jobs, delivery outcomes,
-            # delivery-duration histogram buckets (key 'le:<seconds>'), schedule fires.
+            # Monotonic counters for /metrics, by (name, queue_name, key): jobs_created
+            # (key ''), deliveries (key: the outcome), delivery_seconds_bucket (key: the
+            # bucket's bound as repr(float), e.g. '0.25'), delivery_seconds_sum and
+            # delivery_seconds_count (key ''), and, with queue_name '' too,
+            # schedule_fires and health_checks (/health's test write).
             """CREATE TABLE counters (
                 name TEXT NOT NULL,
                 queue_name TEXT NOT NULL,
@@ -114,6 +121,17 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 n INTEGER NOT NULL,
                 PRIMARY KEY (queue_name, status)
             ) WITHOUT ROWID""",
+        ],
+    ),
+    (
+        "mark the file as mininq's, and room for /health's space check",
+        [
+            # Checked at start-up (identity.py) so that mininq never writes
+            # into another application's database.
+            f"PRAGMA application_id = {MININQ_APPLICATION_ID}",
+            # /health writes and deletes a block here after a write failed
+            # for want of space, to tell when there is room again.
+            "CREATE TABLE room_check (id INTEGER PRIMARY KEY, filler BLOB NOT NULL)",
         ],
     ),
     (
@@ -163,7 +181,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(DatabaseRefused):
     """The database was written by a newer mininq."""
 
 

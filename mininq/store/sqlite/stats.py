@@ -39,3 +39,13 @@ def oldest_pending(conn: sqlite3.Connection, queues: list[str]) -> dict[str, int
 def health_write(conn: sqlite3.Connection) -> None:
     """A real (tiny) write, so /health fails when the file can't be written."""
     counts.add(conn, {("health_checks", "", ""): 1})
+
+
+def room_check(conn: sqlite3.Connection, size: int) -> None:
+    """Write `size` bytes (room_release deletes them): fails while the database
+    can't grow by that much, the question /health asks after a disk-full error."""
+    conn.execute("INSERT INTO room_check (filler) VALUES (zeroblob(?))", (size,))
+
+
+def room_release(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM room_check")

@@ -24,9 +24,10 @@ def address_for(db_path: str) -> str:
 
     Derived from the database file, so that a second mininq serving the API on
     the same file wakes the engine that holds the file's engine lock (the one
-    that binds this name) rather than its own waiting one.
+    that binds this name) rather than its own waiting one. `db_path` is the
+    resolved path (`config.resolve_paths`), as for every file derived from it.
     """
-    digest = hashlib.sha256(os.path.realpath(db_path).encode()).hexdigest()[:24]
+    digest = hashlib.sha256(db_path.encode()).hexdigest()[:24]
     return f"\0mininq-wake-{digest}"
 
 

@@ -1,0 +1,109 @@
+"""Temp folders of stopped instances are removed at start-up; live ones never.
+
+From source, with folders made to look like a dead instance's, a live
+instance's and others that are not ours; and against the one-file executable
+(MININQ_TEST_BINARY), with the real `_MEI*` folder a `kill -9` leaves.
+Each server gets TMPDIR=<workdir>/tmp (see MininqServer.environment for the
+executable; set here for source runs), so nothing of the machine's /tmp is
+touched.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MakeServer
+from support import MininqServer
+from support.server import binary_under_test
+
+OLD = time.time() - 3600
+
+
+def _folder(tmp: Path, name: str, old: bool = True, mark: bool = False) -> Path:
+    path = tmp / name
+    (path / "lib").mkdir(parents=True)
+    (path / "lib" / "libpython.so").write_bytes(b"\0" * 4096)
+    if mark:
+        (path / "mininq.lock").touch()
+    if old:
+        for p in (path / "lib" / "libpython.so", path / "lib", path):
+            os.utime(p, (OLD, OLD))
+    return path
+
+
+def _age(folder: Path) -> None:
+    """Make the folder and everything in it look an hour old."""
+    for p in [*folder.rglob("*"), folder]:
+        os.utime(p, (OLD, OLD), follow_symlinks=False)
+
+
+def _server(workdir: Path, tmp: Path) -> MininqServer:
+    return MininqServer(workdir, env={"TMPDIR": str(tmp)})
+
+
+def test_start_up_removes_what_stopped_instances_left(tmp_path: Path) -> None:
+    if binary_under_test():
+        pytest.skip("from source only (the executable's own test is below)")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = [_folder(tmp, "_MEIdead01"), _folder(tmp, "pymp-deadbeef", mark=True)]
+    fresh = _folder(tmp, "_MEIfresh1", old=False)  # may be unpacking right now
+    used = _folder(tmp, "_MEIinuse1")  # a live process works in it
+    foreign = _folder(tmp, "pymp-notour01")  # another program's (no mark): not ours to judge
+    others = _folder(tmp, "_MEIother1")  # another user's
+    os.chown(others, 65534, 65534)
+    os.utime(others, (OLD, OLD))
+    sleeper = subprocess.Popen(["sleep", "60"], cwd=used)
+    first = _server(tmp_path / "first", tmp)
+    try:
+        first.start()
+        remaining = {p.name for p in tmp.iterdir()}
+        assert not {p.name for p in dead} & remaining, remaining
+        assert {fresh.name, used.name, foreign.name, others.name} <= remaining, remaining
+        assert "removed temporary folders left by stopped instances" in first.log_text()
+
+        # The running server's pymp-* folder carries the mark and holds the manager's socket.
+        [own] = [p for p in tmp.iterdir() if (p / "mininq.lock").is_file()]
+        assert any(p.is_socket() for p in own.iterdir()), list(own.iterdir())
+
+        # A second instance on the same temp folder leaves the first one's alone.
+        second = _server(tmp_path / "second", tmp).start()
+        assert own.is_dir(), "a live instance's folder was removed"
+        assert second.stop() == 0
+
+        first.kill9()
+        assert own.is_dir(), "kill -9 should leave the folder (nothing can run at exit)"
+        first.start()
+        assert not own.exists(), "the killed instance's folder was not removed at start-up"
+        assert first.stop() == 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert {p.name for p in tmp.iterdir()} == {fresh.name, used.name, foreign.name, others.name}
+
+
+@pytest.mark.skipif(not binary_under_test(), reason="needs MININQ_TEST_BINARY (dist/mininq)")
+def test_executable_removes_unpacking_folders_of_killed_instances(make_server: MakeServer) -> None:
+    srv = make_server()  # TMPDIR is <workdir>/tmp for the executable
+    tmp = srv.workdir / "tmp"
+    [first] = [p for p in tmp.iterdir() if p.name.startswith("_MEI")]
+    [first_pymp] = [p for p in tmp.iterdir() if p.name.startswith("pymp-")]
+    srv.kill9()
+    assert first.is_dir() and first_pymp.is_dir()
+    _age(first)  # as if the restart came a while later
+    srv.start()
+    assert not first.exists(), "the killed instance's unpacking folder is still there"
+    assert not first_pymp.exists(), "the killed instance's pymp-* folder is still there"
+    [second] = [p for p in tmp.iterdir() if p.name.startswith("_MEI")]
+
+    # Another live instance on the same temp folder leaves ours alone, however old.
+    _age(second)
+    other = MininqServer(srv.workdir.parent / "other", env={"TMPDIR": str(tmp)}).start()
+    assert second.is_dir(), "a live instance's unpacking folder was removed"
+    assert other.stop() == 0
+    assert srv.stop() == 0
+    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
