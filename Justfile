@@ -11,12 +11,16 @@ run *ARGS:
 test *ARGS:
     {{python}} -m pytest {{ARGS}}
 
-# The one-file executable: dist/mininq
+# The one-file executable: dist/mininq, built with this machine's Python (quick, for development)
 build:
     bash build/build.sh
 
-# dist/mininq plus dist/SHA256SUMS
-release: build
+# The release executable: dist/mininq built inside Debian 11, runs on glibc 2.28+ (root, slow cold)
+build-portable:
+    bash build/portable.sh
+
+# The portable dist/mininq plus dist/SHA256SUMS
+release: build-portable
     bash build/release.sh
 
 # The full benchmark; rewrites docs/benchmarks.md

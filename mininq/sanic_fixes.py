@@ -27,7 +27,10 @@ process that holds the workers' state, and multiprocessing's resource
 tracker. Together they were a fifth of mininq's idle memory (about 32 MiB from
 source). The state manager below serves the same shared dict from a thread of
 Sanic's main process instead; the workers reach it through the same proxies as
-before. The resource tracker only unlinks named semaphores and shared memory
+before. Its socket is in Linux's abstract namespace: nothing on disk, so a
+killed instance leaves no `pymp-*` folder in the temp directory, and a long
+TMPDIR can't push the path past the 107-byte limit of a Unix socket path.
+The resource tracker only unlinks named semaphores and shared memory
 that a crashed process leaves behind, and neither Sanic nor mininq creates
 any, so no tracker is started (`skip_resource_tracker`).
 
@@ -40,6 +43,7 @@ what to re-check when one changed.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from multiprocessing import resource_tracker
 from multiprocessing.managers import State, SyncManager
@@ -125,7 +129,7 @@ class ThreadedStateManager(SyncManager):
 
 def state_manager() -> SyncManager:
     """What Sanic calls as `multiprocessing.Manager()`."""
-    manager = ThreadedStateManager()
+    manager = ThreadedStateManager(address=f"\0mininq-state-{os.getpid()}-{secrets.token_hex(6)}")
     manager.start()
     return manager
 

@@ -1,19 +1,15 @@
-"""Temporary folders that stopped instances leave behind, removed at start-up.
+"""Unpacking folders that stopped instances leave behind, removed at start-up.
 
-Two kinds pile up when mininq is killed (`kill -9`, OOM, power loss) and
-restarted, as a restart policy does in a crash loop:
+The one-file executable unpacks itself into `_MEIxxxxxx` in the temp
+directory (~24 MB) and removes it on a clean exit only, so they pile up when
+mininq is killed (`kill -9`, OOM, power loss) and restarted, as a restart
+policy does in a crash loop. (multiprocessing's `pymp-*` folders don't: the
+state manager's socket is abstract, see `sanic_fixes`.)
 
-- `_MEIxxxxxx`: the one-file executable unpacks itself there (~24 MB) and
-  removes it on a clean exit only;
-- `pymp-xxxxxxxx`: multiprocessing's folder for the socket of the state
-  manager Sanic's main process serves; removed on a clean exit only.
-
-At start-up mininq takes both of its own (`claim`): it holds a shared
-`flock` on its unpacking folder and on a `mininq.lock` file it puts in its
-pymp-* folder, for as long as it runs. `remove_leftovers` deletes the
-`_MEI*` folders and the pymp-* folders holding a `mininq.lock` (never
-another program's) whose instance is gone. A folder is left alone when any
-of these holds:
+At start-up mininq takes its own (`claim`): it holds a shared `flock` on its
+unpacking folder for as long as it runs. `remove_leftovers` deletes the
+`_MEI*` folders whose instance is gone. A folder is left alone when any of
+these holds:
 
 - it is not ours to judge: another user's, or a symlink;
 - someone holds its `flock` (a running mininq, whichever its pid namespace);
@@ -27,7 +23,6 @@ of these holds:
 from __future__ import annotations
 
 import fcntl
-import multiprocessing.util
 import os
 import re
 import shutil
@@ -37,8 +32,6 @@ import time
 from dataclasses import dataclass
 
 _UNPACKED = re.compile(r"_MEI[0-9A-Za-z]{6,32}")  # PyInstaller 6.22: _MEI000039c1RFkSiv
-_PYMP = re.compile(r"pymp-[0-9A-Za-z_]{8}")
-MARK = "mininq.lock"  # in a pymp-* folder: it is mininq's, and its lock file
 GRACE_S = 10.0
 
 _held: list[int] = []  # fds this process holds its locks on, open until it exits
@@ -55,38 +48,26 @@ def unpacked_dir() -> str | None:
     return getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None
 
 
-def claim() -> list[str]:
-    """Lock this instance's temporary folders for its lifetime; returns them.
-
-    Creates multiprocessing's pymp-* folder now (it would be made when Sanic
-    starts its state manager) so that it can carry our mark and lock."""
-    mine = []
-    if unpacked := unpacked_dir():
-        _hold(unpacked)
-        mine.append(unpacked)
-    pymp = multiprocessing.util.get_temp_dir()
-    _hold(os.path.join(pymp, MARK), create=True)
-    mine.append(pymp)
-    return mine
-
-
-def _hold(path: str, create: bool = False) -> None:
-    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY | os.O_DIRECTORY
-    fd = os.open(path, flags, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    _held.append(fd)
+def claim() -> str | None:
+    """Lock this instance's unpacking folder for its lifetime; returns it
+    (None when not frozen)."""
+    unpacked = unpacked_dir()
+    if unpacked:
+        fd = os.open(unpacked, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _held.append(fd)
+    return unpacked
 
 
 def leftover_candidates(base: str) -> list[str]:
-    """Folders in `base` of the kinds mininq leaves, owned by this user."""
+    """Unpacking folders in `base`, owned by this user."""
     out = []
     try:
         entries = list(os.scandir(base))
     except OSError:
         return []
     for entry in entries:
-        if not (_UNPACKED.fullmatch(entry.name) or (
-                _PYMP.fullmatch(entry.name) and os.path.isfile(os.path.join(entry.path, MARK)))):
+        if not _UNPACKED.fullmatch(entry.name):
             continue
         try:
             st = entry.stat(follow_symlinks=False)
@@ -106,13 +87,12 @@ def remove_leftovers(bases: list[str], now: float | None = None) -> list[Removed
     used = _paths_in_use()
     removed = []
     for path in candidates:
-        if _UNPACKED.fullmatch(os.path.basename(path)) and now - _last_change(path) < GRACE_S:
+        if now - _last_change(path) < GRACE_S:
             continue
         if any(p == path or p.startswith(path + os.sep) for p in used):
             continue
-        lock = path if _UNPACKED.fullmatch(os.path.basename(path)) else os.path.join(path, MARK)
         try:
-            fd = os.open(lock, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
             continue
         try:

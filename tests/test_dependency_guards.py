@@ -40,6 +40,8 @@ class Guard:
 SANIC_2512 = "sanic 25.12.0, 25.12.1"
 AIOSQLITE_022 = "aiosqlite 0.20.0, 0.21.0, 0.22.0, 0.22.1"
 PY_311 = "CPython 3.11.7"
+# The release executable's interpreter (build/portable.sh runs these guards with it).
+PY_311_PORTABLE = "CPython 3.11.2 with Debian bookworm's fixes (build/portable.sh)"
 
 GUARDS = [
     # -- Sanic: mininq/sanic_fixes.py -----------------------------------------
@@ -143,7 +145,11 @@ GUARDS = [
         "python",
         "sanic_fixes.skip_resource_tracker sets ResourceTracker._fd to /dev/null so that no "
         "tracker process is started: check an _fd that is set and alive still means 'running'",
-        {"504ebf3836d867c91afbed0a001cfdea43b0d5adf44055872431272532224a73": PY_311},
+        {
+            "504ebf3836d867c91afbed0a001cfdea43b0d5adf44055872431272532224a73": PY_311,
+            # Without 3.11.7's re-entrancy check (gh-109629); the _fd check is the same.
+            "209591f12971cd7e8ba8130924bebc734686e51b36923b9d1c8108ccbfde6b28": PY_311_PORTABLE,
+        },
     ),
     Guard(
         "multiprocessing.resource_tracker:ResourceTracker._check_alive",

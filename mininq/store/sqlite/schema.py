@@ -179,6 +179,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+MIN_SQLITE = (3, 35)  # RETURNING, which claims and recovery rely on
 
 
 class SchemaTooNew(DatabaseRefused):
@@ -191,6 +192,11 @@ def migrate(conn: sqlite3.Connection) -> int:
     Runs in the main process before any child starts, so no other
     connection races it. WAL mode persists in the file, so it is set here once.
     """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise DatabaseRefused(
+            f"SQLite {sqlite3.sqlite_version} is too old: mininq needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer (UPDATE ... RETURNING)"
+        )
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(
