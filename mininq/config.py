@@ -50,6 +50,7 @@ class WorkerConfig:
     scheduler_interval_secs: int = 15
     retention_days: int = 0
     dead_retention_days: int = 0
+    history_days: int = 7
     cleanup_interval_secs: int = 3600
     shutdown_timeout_secs: int = 30
     heartbeat_interval_secs: int = 2
@@ -123,6 +124,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "worker.scheduler_interval_secs": (1, 86_400),
     "worker.retention_days": (0, 36_500),
     "worker.dead_retention_days": (0, 36_500),
+    "worker.history_days": (1, 36_500),
     "worker.cleanup_interval_secs": (1, _YEAR_SECS),
     "worker.shutdown_timeout_secs": (0, 86_400),
     "worker.heartbeat_interval_secs": (1, 3_600),

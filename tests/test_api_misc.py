@@ -52,6 +52,7 @@ SPEC_ROUTES = [
     ("POST", "/schedules/{id}/trigger"),
     ("GET", "/metrics"),
     ("GET", "/metrics/prometheus"),
+    ("GET", "/metrics/history"),
     ("GET", "/openapi.json"),
     ("GET", "/dashboard"),
     ("GET", "/destinations"),  # §10
@@ -324,6 +325,8 @@ def test_real_answers_match_the_documented_schemas(api, openapi, qname, receiver
     api.post(f"/queues/{qname}/purge", query={"status": "pending"}).expect(200)
     check("QueueDeleted", api.delete(f"/queues/{qname}").expect(200))
     check("Metrics", api.get("/metrics").expect(200))
+    for minute in api.get("/metrics/history", minutes=3).expect(200):
+        check("HistoryMinute", minute)
     check("Health", api.get("/health").expect(200))
     check("Error", api.get("/jobs/nope").json)
     check("Error", api.post("/jobs", {"bogus": 1}).json)
@@ -470,6 +473,7 @@ def test_every_route_works_with_the_token(token_server):
         call("POST", "/schedules/{id}/trigger", 201, sid)
         call("DELETE", "/schedules/{id}", 200, sid)
         call("GET", "/metrics", 200)
+        call("GET", "/metrics/history", 200)
         done.add(("GET", "/metrics/prometheus"))
         assert c.get("/metrics/prometheus").status == 200
         call("GET", "/openapi.json", 200)

@@ -324,3 +324,35 @@ def test_enqueue_latency_during_a_big_cleanup(tmp_path: Path, receiver: Receiver
           f"p99={q[98]:.1f} max={max(window):.1f} ms (n={len(window)}); slowest (ms, s "
           f"from the cleanup's end): {[(round(ms), at) for ms, at in slowest]}")
     assert event["deleted"] == 100_000
+
+
+def test_clean_prunes_history_past_history_days(tmp_path: Path) -> None:
+    """Cleanup deletes history minutes older than worker.history_days, in batches,
+    and keeps the younger ones, whatever the job retention says."""
+    from mininq.clock import now_ms
+    from mininq.metrics import history as rollup
+    from mininq.store.sqlite import history
+
+    db = str(tmp_path / "hist.db")
+    conn = connect_sync(db)
+    migrate(conn)
+    now = now_ms()
+    rollups: rollup.Rollups = {}
+    for minute in range(0, 3 * 1440, 2):  # three days, every other minute, two queues
+        rollup.add_created(rollups, "a", now - minute * rollup.MINUTE_MS)
+        rollup.add_created(rollups, "b", now - minute * rollup.MINUTE_MS)
+    tx(conn, history.record, rollups)
+    conn.close()
+
+    async def run() -> int:
+        store = SqliteStore(db, DefaultsConfig())
+        await store.open()
+        try:
+            return await clean(store, WorkerConfig(retention_days=0, history_days=1))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    left = query(db, "SELECT min(minute), count(*) FROM history")[0]
+    assert left[0] >= now - DAY_MS - rollup.MINUTE_MS, "a minute older than a day is left"
+    assert left[1] == 2 * len(range(0, 1440, 2)), left  # every minute of the last day stays

@@ -316,10 +316,51 @@ def _seed_demo(api: ApiClient, receiver: Receiver) -> None:
                message="the demo's failing jobs did not die")
 
 
+def _seed_demo_history(db_path: Path, minutes: int = 59) -> None:
+    """An hour of made-up traffic before the demo server starts, so that its
+    chart shows what a busy hour looks like: a steady flow of email and billing
+    deliveries, and a payment gateway outage with retries, dead jobs and slow
+    answers in the middle. Written through the backend's own rollup writer."""
+    import random
+
+    from mininq.clock import now_ms
+    from mininq.metrics import history as rollup
+    from mininq.store.sqlite import history, migrate_file
+    from mininq.store.sqlite.connection import connect_sync
+
+    migrate_file(str(db_path))
+    rnd = random.Random(7)
+    rollups: rollup.Rollups = {}
+    now = now_ms()
+    for back in range(minutes, 0, -1):
+        at = now - back * rollup.MINUTE_MS
+        outage = 18 <= back <= 27
+        for _ in range(rnd.randint(25, 45) + (12 if back % 15 < 4 else 0)):
+            rollup.add_created(rollups, "emails", at)
+            rollup.add_attempt(rollups, "emails", at, "completed", int(rnd.lognormvariate(3.6, 0.4)))
+        for _ in range(rnd.randint(6, 12)):
+            rollup.add_created(rollups, "billing", at)
+            if outage and rnd.random() < 0.7:
+                kind = "dead" if rnd.random() < 0.25 else "retry"
+                rollup.add_attempt(rollups, "billing", at, kind, rnd.randint(1500, 5000))
+            else:
+                rollup.add_attempt(rollups, "billing", at, "completed",
+                                   int(rnd.lognormvariate(4.6, 0.5)))
+    conn = connect_sync(str(db_path))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        history.record(conn, rollups)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 @pytest.mark.skipif(os.environ.get("MININQ_SCREENSHOTS") != "1",
                     reason="set MININQ_SCREENSHOTS=1 to rewrite docs/screenshots/")
 def test_screenshots(browser, make_server) -> None:
-    srv = make_server(SERVER_CONFIG)
+    srv = make_server(SERVER_CONFIG, start=False)
+    _seed_demo_history(srv.db_path)
+    srv.start()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with Receiver() as receiver, srv.client() as api:
         _seed_demo(api, receiver)
@@ -336,3 +377,67 @@ def test_screenshots(browser, make_server) -> None:
                 s.close()
                 assert not s.errors, s.errors
                 print(f"{out}: {out.stat().st_size} bytes")
+
+
+# -- the activity chart ------------------------------------------------------------------------
+
+
+def test_chart_after_a_burst_of_jobs(session: Session, dash_api: ApiClient,
+                                     receiver: Receiver) -> None:
+    page = session.page
+    queue = unique_queue()
+    ok, failing = receiver.new_path(), receiver.new_path()
+    receiver.respond(failing, Reply(500, "down"))
+    session.open()
+    chart = page.locator("#chart svg.chart-wide")
+    chart.wait_for()
+    jobs = [{"callback_url": receiver.url(ok), "queue_name": queue}] * 30
+    jobs += [{"callback_url": receiver.url(failing), "queue_name": queue, "max_retries": 1}] * 3
+    dash_api.post("/jobs/batch", json={"jobs": jobs}).expect(201)
+    receiver.wait_for(ok, 30)
+    receiver.wait_for(failing, 6)
+    page.fill("#chart-queue", queue)  # the chart of this queue only: exact numbers
+    legend = page.locator("#chart .legend")
+
+    def legend_text() -> str:
+        return " ".join(legend.text_content().split())
+
+    wait_until(lambda: "Completed 30" in legend_text() and "Dead 3" in legend_text(),
+               timeout=6, message=lambda: f"legend: {legend_text()!r}")
+    assert "Retried 3" in legend_text() and "p99 duration" in legend_text()
+    for name in ("completed", "retried", "dead"):
+        d = chart.locator(f"path.bar-{name}").get_attribute("d")
+        assert d and d.startswith("M"), f"no {name} bars: {d!r}"
+    assert chart.locator("path.p99-line").count() == 1
+    box = chart.bounding_box()
+    assert box and box["width"] > 900, box  # spans the panel at 1280 px
+    assert "attempts per minute" in chart.inner_html()
+    # 7 days: hourly bars, the same totals, and it keeps polling without a reload.
+    page.locator("#chart-controls label", has_text="7 d").click()
+    page.locator("#chart svg.chart-wide title", has_text="the last 7 days").wait_for(
+        state="attached", timeout=4000)
+    assert "Completed 30" in legend_text()
+    assert "attempts per hour" in chart.inner_html()
+    page.wait_for_timeout(2500)  # a poll with the switch set keeps the 7 d chart
+    assert "attempts per hour" in chart.inner_html()
+    session.assert_not_reloaded()
+    session.assert_all_local()
+
+
+def test_chart_at_390_px_in_dark_mode(browser, dash: MininqServer) -> None:
+    s = Session(browser, dash.url, width=390, scheme="dark")
+    try:
+        s.open()
+        narrow = s.page.locator("#chart svg.chart-narrow")
+        narrow.wait_for()
+        assert s.page.locator("#chart svg.chart-wide").is_hidden()
+        box = narrow.bounding_box()
+        assert box and 340 <= box["width"] <= 390, box
+        width = s.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways: {width} px wide"
+        fill = s.page.evaluate(
+            "getComputedStyle(document.querySelector('#chart svg.chart-narrow text.axis')).fill")
+        assert fill != "rgb(0, 0, 0)", "axis text is black on the dark theme"
+    finally:
+        s.close()
+    assert not s.errors, s.errors

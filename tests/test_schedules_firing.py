@@ -82,9 +82,6 @@ def assert_one_job_per_fire_time(jobs: list[dict], due: dict[str, int]) -> None:
     per_due = Counter(due[j["id"]] for j in jobs)
     doubled = {t: n for t, n in per_due.items() if n > 1}
     assert not doubled, f"fire times with more than one job: {doubled}"
-    # the same seen from the jobs alone: one schedule makes at most one job a second
-    per_second = Counter(created_ms(j) // 1000 for j in jobs)
-    assert max(per_second.values()) == 1, per_second
 
 
 def lateness(jobs: list[dict], due: dict[str, int]) -> list[int]:
@@ -279,8 +276,13 @@ def test_restart_does_not_fire_twice(
         jobs_logged = jobs
     due = due_times(srv, schedule["id"], jobs_logged)
     assert_one_job_per_fire_time(jobs_logged, due)
-    per_second = Counter(created_ms(j) // 1000 for j in jobs)
-    assert max(per_second.values()) == 1, per_second
+    if how == "kill9":
+        # The one job whose log line a crash may have lost has no known fire
+        # time: two jobs in one second would be a double fire. (With every
+        # line logged, the fire-time check above is the exact one: a fire late
+        # by a second on a loaded machine shares its second with the next.)
+        per_second = Counter(created_ms(j) // 1000 for j in jobs)
+        assert max(per_second.values()) == 1, (per_second, describe(lateness(jobs_logged, due)))
     dues = [e["due_ms"] for e in lines]
     assert len(dues) == len(set(dues)), f"a fire time logged twice: {Counter(dues)}"
     # it fired before and after the restart, and caught up at most once in between

@@ -645,6 +645,34 @@ PATHS["/destinations/reset"] = {
         tag="system",
     ),
 }
+# -- GET /metrics/history (SPEC §11) ---------------------------------------------
+SCHEMAS["HistoryMinute"] = _closed(
+    {
+        "minute": {**TIME, "description": "start of the minute, RFC 3339 UTC"},
+        "created": _int(0, description="jobs created"),
+        "completed": _int(0, description="attempts answered 2xx"),
+        "retried": _int(0, description="failed attempts with retries left (lost ones too)"),
+        "dead": _int(0, description="attempts after which the job was dead"),
+        "duration_p50_ms": _int(0, description="median attempt duration; 0 without any"),
+        "duration_p99_ms": _int(0, description="99th percentile attempt duration; 0 without any"),
+    }
+)
+PATHS["/metrics/history"] = {
+    "get": _op(
+        "Per-minute activity, oldest first; the last object is the current minute",
+        {
+            "200": _ok("one object per minute", _array("HistoryMinute")),
+            "501": _ok("the database backend keeps no history (PostgreSQL, for now)",
+                       _ref("Error")),
+        },
+        errors=("400",),
+        parameters=[
+            _param("minutes", "query", {**_int(1, 10_080), "default": 60}, "how many minutes"),
+            _param("queue", "query", QUEUE_NAME, "only this queue (an unknown one gives zeros)"),
+        ],
+        tag="system",
+    ),
+}
 
 
 def _add_storage_errors(paths: dict[str, dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ them, so a poll renders exactly what the first page load showed.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sanic import Sanic
@@ -13,8 +14,11 @@ from sanic import Sanic
 from mininq.api import destinations as api_destinations
 from mininq.api import render as api_render
 from mininq.api.validate import QUEUE_NAME
+from mininq.clock import now_ms
+from mininq.dashboard import chart as charts
 from mininq.dashboard import views
 from mininq.ids import is_uuid
+from mininq.metrics.history import series, window
 from mininq.store import NotFound
 
 SCHEDULES_SHOWN = 100
@@ -80,3 +84,45 @@ async def nodes(app: Sanic) -> dict[str, Any]:
 
 async def destinations(app: Sanic) -> dict[str, Any]:
     return {"destinations": await api_destinations.destinations(app)}
+
+
+# (range, queue) -> (reuse until, window start, rows); see Range.reread_s.
+_HISTORY_READS: dict[tuple[str, str | None], tuple[float, int, list]] = {}
+_HISTORY_READS_KEPT = 64
+
+
+async def _history_rows(app: Sanic, rng: charts.Range, queue: str | None, start: int,
+                        end: int) -> list:
+    key = (rng.key, queue)
+    kept = _HISTORY_READS.get(key)
+    if kept and kept[0] > time.monotonic() and kept[1] == start:
+        return kept[2]
+    rows = await app.ctx.store.history(start, end, rng.step_ms, queue)
+    if rng.reread_s:
+        if len(_HISTORY_READS) >= _HISTORY_READS_KEPT:
+            _HISTORY_READS.clear()
+        _HISTORY_READS[key] = (time.monotonic() + rng.reread_s, start, rows)
+    return rows
+
+
+async def chart(app: Sanic, args: dict[str, str]) -> dict[str, Any]:
+    """The activity chart for `range` and `chart_queue` from the query string.
+
+    A queue filter that can't be a queue name shows zeros, as an unknown queue does."""
+    rng = charts.parse_range(args.get("range"))
+    queue = args.get("chart_queue", "").strip()[:200] or None
+    start, end = window(now_ms(), rng.buckets, rng.step_ms)
+    rows = []
+    if queue is None or QUEUE_NAME.match(queue):
+        rows = await _history_rows(app, rng, queue, start, end)
+    points = series(rows, start, rng.buckets, rng.step_ms)
+    return {
+        "chart_range": rng.key,
+        "chart_queue": queue,
+        "ranges": charts.RANGES,
+        "chart_wide": charts.svg(points, rng, queue),
+        "chart_narrow": charts.svg(points, rng, queue, narrow=True),
+        "chart_totals": charts.summary(points),
+        "chart_per": rng.per,
+        "history_kept": app.ctx.store.keeps_history,
+    }

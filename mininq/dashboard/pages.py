@@ -38,6 +38,7 @@ async def page(request: Request) -> HTTPResponse:
     flt = data.job_filter(args)
     queues = await data.queues(app)
     stats = await data.stats(app)
+    chart = await data.chart(app, args)
     detail = ""
     if args.get("job"):
         job = await data.job(app, args["job"])
@@ -53,6 +54,8 @@ async def page(request: Request) -> HTTPResponse:
         stats_html=_part("_stats.html", oob=True, **stats),
         engine_up=stats["engine_up"],
         queues_html=_part("_queues.html", oob=True, **queues),
+        chart_html=_part("_chart.html", **chart),
+        **{k: chart[k] for k in ("chart_range", "chart_queue", "ranges")},
         jobs_html=_part("_jobs.html", base_url=_base_url(request), **await data.jobs(app, flt)),
         detail_html=detail,
         schedules_html=_part("_schedules.html", **await data.schedules(app)),
@@ -81,6 +84,11 @@ async def destinations(request: Request) -> HTTPResponse:
 @bp.get("/dashboard/fragments/queues")
 async def queues(request: Request) -> HTTPResponse:
     return fragment(request, "_queues.html", oob=True, **await data.queues(request.app))
+
+
+@bp.get("/dashboard/fragments/chart")
+async def chart(request: Request) -> HTTPResponse:
+    return fragment(request, "_chart.html", **await data.chart(request.app, query(request)))
 
 
 @bp.get("/dashboard/fragments/jobs")

@@ -1,4 +1,5 @@
-"""Retention: deletes finished jobs past `retention_days`, with their attempts.
+"""Retention: deletes finished jobs past `retention_days`, with their attempts,
+and the per-minute history past `history_days`.
 
 A job is finished when completed, dead or cancelled; its `updated_at` is the
 moment it became so (a retried job is pending again and not touched).
@@ -56,8 +57,10 @@ def cutoffs(worker: WorkerConfig, now: int) -> dict[str, int]:
 async def clean(store: Store, worker: WorkerConfig,
                 stopping: Callable[[], bool] = lambda: False) -> int:
     """Delete every finished job past retention, batch by batch; returns how many.
-    Then checkpoint the WAL, which this hourly run also stands for."""
-    active = cutoffs(worker, now_ms())
+    Then prune the history and checkpoint the WAL, which this hourly run also
+    stands for."""
+    now = now_ms()
+    active = cutoffs(worker, now)
     started = time.monotonic()
     deleted = batches = 0
     while active and not stopping():
@@ -68,11 +71,24 @@ async def clean(store: Store, worker: WorkerConfig,
             if n == 0:
                 del active[status]
         await asyncio.sleep(PAUSE_S)
-    if deleted:
+    pruned = await _prune_history(store, now - worker.history_days * DAY_MS, stopping)
+    if deleted or pruned:
         log_event(log, logging.INFO, "retention cleanup", deleted=deleted, batches=batches,
-                  duration_ms=round((time.monotonic() - started) * 1000))
+                  history_rows=pruned, duration_ms=round((time.monotonic() - started) * 1000))
     await store.checkpoint()
     return deleted
+
+
+async def _prune_history(store: Store, before: int, stopping: Callable[[], bool]) -> int:
+    """History rows of minutes before `before`, in batches like the jobs."""
+    pruned = 0
+    while not stopping():
+        n = await store.prune_history(before, MAX_ROWS)
+        pruned += n
+        if n < MAX_ROWS:
+            break
+        await asyncio.sleep(PAUSE_S)
+    return pruned
 
 
 async def run_cleanup(store: Store, worker: WorkerConfig, signal: Signal,

@@ -117,6 +117,7 @@ class Deliverer:
         response_body = b""
         retry_after: str | None = None
         error: str | None = None
+        timed_out = False
         timeout = _timeout(job["timeout_ms"])
         denied = self._denied_literal(job["callback_url"])
         if denied is not None:
@@ -141,8 +142,12 @@ class Deliverer:
                 return self.outcome(job, started, duration_ms, None, b"", None, str(refused),
                                     denied=True)
             error = describe_exception(exc, job["timeout_ms"])
+            timed_out = isinstance(exc, asyncio.TimeoutError)
         duration_ms = int((time.monotonic() - t0) * 1000)
-        return self.outcome(job, started, duration_ms, status, response_body, retry_after, error)
+        out = self.outcome(job, started, duration_ms, status, response_body, retry_after, error)
+        if timed_out:
+            out["timed_out"] = True  # its duration counts in the history's percentiles
+        return out
 
     def _denied_literal(self, url: str) -> str | None:
         """The refusal of a URL whose host is a literal address the policy

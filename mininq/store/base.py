@@ -135,6 +135,22 @@ class Store(ABC):
     async def destination_resets(self) -> dict[str, int]:
         """Resets asked so far per destination of this node (the engine applies new ones)."""
 
+    # -- history (SPEC §11) -------------------------------------------------------
+    # Whether this backend writes the per-minute rollups (in create_jobs, finish
+    # and reap). The PostgreSQL backend does not yet: its API answers 501 for
+    # /metrics/history and the dashboard says so instead of drawing zeros.
+    keeps_history = False
+
+    async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
+        """Per-minute rollups of [start, end) summed per `step_ms` bucket, of one
+        queue or all: (bucket start, *mininq.metrics.history.COLUMNS) for the
+        buckets that have any."""
+        return []
+
+    async def prune_history(self, before: int, batch: int) -> int:
+        """Delete up to `batch` rollup rows of minutes before `before`; how many went."""
+        return 0
+
     # -- nodes --------------------------------------------------------------
     @abstractmethod
     async def list_nodes(self, me: NodeInfo, timeout_ms: int) -> list[dict]:

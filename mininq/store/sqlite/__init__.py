@@ -11,7 +11,7 @@ from mininq.faults import FAULTS
 from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
 from mininq.store.sqlite import destinations as dest_sql
-from mininq.store.sqlite import dispatch, jobs, queues, schedules, stats
+from mininq.store.sqlite import dispatch, history, jobs, queues, schedules, stats
 from mininq.store.sqlite.connection import Database, connect_sync
 from mininq.store.sqlite.liveness import FileLockLiveness
 from mininq.store.sqlite.schema import SchemaTooNew, migrate
@@ -221,6 +221,14 @@ class SqliteStore(Store):
 
     async def checkpoint(self) -> None:
         await self.db.exclusive(dispatch.checkpoint)
+
+    keeps_history = True
+
+    async def history(self, start: int, end: int, step_ms: int, queue: str | None) -> list[tuple]:
+        return await self.db.read(history.sums, start, end, step_ms, queue)
+
+    async def prune_history(self, before: int, batch: int) -> int:
+        return await self.db.write(history.prune, before, batch)
 
     async def list_nodes(self, me: NodeInfo, timeout_ms: int) -> list[dict]:
         """One node: this server, the only one a file can have delivering."""

@@ -8,6 +8,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from mininq.metrics import history as rollup
 from mininq.store.rules import (
     LEASE_EXPIRED,
     LEASE_LOST,
@@ -15,7 +16,7 @@ from mininq.store.rules import (
     delivery_counters,
     lost_attempt,
 )
-from mininq.store.sqlite import counts
+from mininq.store.sqlite import counts, history
 
 _CLAIM = """
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = :now,
@@ -156,7 +157,16 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     counts.bump(conn, deltas)
     conn.executemany(_ATTEMPT, outcomes)
     counts.add(conn, delivery_counters(outcomes))
+    # History counts the attempts that took effect: one the reaper took back
+    # was counted there as lost.
+    applied = outcomes if len(params) == len(outcomes) else _applied(outcomes, params)
+    history.record(conn, rollup.of_deliveries(applied))
     return len(params)
+
+
+def _applied(outcomes: list[dict], params: list[dict]) -> list[dict]:
+    taken = {(p["id"], p["attempt"]) for p in params}
+    return [o for o in outcomes if (o["id"], o["attempt"]) in taken]
 
 
 def _running(conn: sqlite3.Connection, params: list[dict]) -> set[tuple[str, int]]:
@@ -182,6 +192,7 @@ def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = F
     for r in rows:
         counts.moved(deltas, r["queue_name"], "running", r["status"])
     counts.bump(conn, deltas)
+    history.record(conn, rollup.of_lost(rows, now))
     conn.executemany(_ATTEMPT, [lost_attempt(r, now, error) for r in rows])
     return rows
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from mininq.destination import destination_of
 from mininq.ids import uuid7
+from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
 from mininq.store.rules import STATUSES, resolve_job_defaults
-from mininq.store.sqlite import counts
+from mininq.store.sqlite import counts, history
 from mininq.store.sqlite.queues import ensure_queue
 
 COLUMNS = (
@@ -60,6 +61,7 @@ def _create_many(
     results: list[list[tuple[dict, bool]]] = []
     plain: list[tuple] = []
     per_queue: Counter = Counter()
+    per_minute: Counter = Counter()  # (queue, now) -> created, for the history
     for specs, defaults, now in calls:
         out: list[tuple[dict, bool]] = []
         for spec in specs:
@@ -77,11 +79,13 @@ def _create_many(
                 out.append((dict(existing), False))
                 continue
             per_queue[name] += 1
+            per_minute[(name, now)] += 1
             out.append((row, True))
         results.append(out)
     if plain:
         conn.executemany(_INSERT, plain)
     counts.created(conn, per_queue.items())
+    history.record(conn, rollup.of_created(per_minute.items()))
     return results
 
 

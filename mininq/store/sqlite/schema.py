@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 
 from mininq.destination import destination_of
+from mininq.metrics.history import COLUMNS
 from mininq.store.errors import DatabaseRefused
 from mininq.store.sqlite.identity import MININQ_APPLICATION_ID
 
@@ -132,6 +133,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             # /health writes and deletes a block here after a write failed
             # for want of space, to tell when there is room again.
             "CREATE TABLE room_check (id INTEGER PRIMARY KEY, filler BLOB NOT NULL)",
+        ],
+    ),
+    (
+        "per-minute history",
+        [
+            # One row per minute and queue (SPEC §11), kept by history.py; columns
+            # as in mininq.metrics.history.COLUMNS (d0..dN: duration buckets).
+            """CREATE TABLE history (
+                minute INTEGER NOT NULL,
+                queue_name TEXT NOT NULL,
+                """ + ",\n                ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COLUMNS) + """,
+                PRIMARY KEY (minute, queue_name)
+            ) WITHOUT ROWID""",
         ],
     ),
     (

@@ -1,0 +1,1 @@
+"""Pure metrics arithmetic shared by the store, the API and the dashboard."""
