@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import ceilings, huey_peer, mininq_runs, postgres
+from bench import ceilings, huey_peer, mininq_runs, noisy, postgres
 from bench import receiver as receiver_mod
 from bench.common import REPO_ROOT
 from bench.report import machine, render_doc, source_revision, table
@@ -28,7 +28,7 @@ from bench.rows import build_rows
 from bench.settings import Settings, make_settings
 
 WORKLOADS = ("ceilings", "huey", "W1", "W1b", "W2", "delayed", "scale", "resources",
-             "postgres")
+             "noisy", "postgres")
 DOC_PATH = Path(REPO_ROOT, "docs", "benchmarks.md")
 
 
@@ -174,6 +174,10 @@ def plan(rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> list[Step]:
             tmp, "delayed",
             lambda srv: mininq_runs.delayed(srv, rcv, s.delayed_jobs, s.delayed_spread_s))),
         Step("mininq.scale", {"scale"}, lambda: with_server(tmp, "scale", scale)),
+        Step("mininq.noisy", {"noisy"},
+             lambda: noisy.run_mininq(tmp, s.noisy_jobs, s.noisy_window_s)),
+        Step("huey.noisy", {"noisy", "huey"},
+             lambda: noisy.run_huey(tmp, s.noisy_jobs, s.noisy_window_s)),
         # Last: PostgreSQL shares the cores with everything measured before.
         Step("postgres.w1", {"postgres"},
              lambda: postgres.with_nodes(tmp, "pg-w1", 1, pg_w1)),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from bench.common import PAYLOAD, child_env, read_spec, run_json, stop_process, write_result
 
 
-def make_task(db_path: str):  # type: ignore[no-untyped-def]
+def make_task(db_path: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
     """The huey app and its one task, built the same way in both processes."""
     import urllib3
     from huey import Huey
@@ -48,7 +48,7 @@ def make_task(db_path: str):  # type: ignore[no-untyped-def]
         resp = pool.request(
             "POST", url, body=json.dumps(payload).encode(),
             headers={"Content-Type": "application/json", "X-Mininq-Job-Id": job_id},
-            retries=False, timeout=30.0,
+            retries=False, timeout=timeout_s,
         )
         if resp.status >= 300:
             raise RuntimeError(f"HTTP {resp.status}")
@@ -66,14 +66,16 @@ class Consumer:
         stop_process(self.proc, signal.SIGINT, timeout=15)
 
 
-def start_consumer(db_path: str, workers: int = 32) -> Consumer:
+def start_consumer(db_path: str, workers: int = 32, timeout_s: float = 30.0,
+                   quiet: bool = False) -> Consumer:
     """Start `huey` consumer threads on db_path; return once they run."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.huey_peer"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"mode": "consumer", "db": db_path, "workers": workers}))
+    proc.stdin.write(json.dumps({"mode": "consumer", "db": db_path, "workers": workers,
+                                 "timeout": timeout_s, "quiet": quiet}))
     proc.stdin.close()
     line = proc.stdout.readline()
     if not line.startswith("STARTED"):
@@ -83,15 +85,17 @@ def start_consumer(db_path: str, workers: int = 32) -> Consumer:
 
 
 def produce(db_path: str, url: str, count: int = 0,
-            phases: list[tuple[float, float]] | None = None) -> dict:
-    """Enqueue `count` tasks at once, or at `phases` of (rate/s, seconds).
+            phases: list[tuple[float, float]] | None = None,
+            urls: list[str] | None = None) -> dict:
+    """Enqueue `count` tasks at once, or at `phases` of (rate/s, seconds), or
+    one task per URL of `urls`.
 
     Returns the first enqueue's start time and, per task, when its enqueue
     returned (the moment it is durable, as a 201 is for mininq).
     """
     return run_json("bench.huey_peer", {
         "mode": "produce", "db": db_path, "url": url, "count": count,
-        "phases": phases or [],
+        "phases": phases or [], "urls": urls or [],
     })
 
 
@@ -101,7 +105,10 @@ def _consume(spec: dict) -> None:
     from huey.consumer import Consumer as HueyConsumer
 
     logging.basicConfig(level=logging.WARNING)
-    huey, _task = make_task(spec["db"])
+    if spec.get("quiet"):
+        # Failing tasks are expected (the noisy-neighbour workload): no tracebacks.
+        logging.getLogger("huey").setLevel(logging.CRITICAL)
+    huey, _task = make_task(spec["db"], float(spec.get("timeout", 30.0)))
     consumer = HueyConsumer(huey, workers=int(spec["workers"]), worker_type="thread")
     started = threading.Event()
 
@@ -131,6 +138,9 @@ def _produce(spec: dict) -> dict:
                 post_hook(job_id, url, PAYLOAD)
                 records.append({"phase": phase, "id": job_id, "done": time.time()})
                 n += 1
+    elif spec.get("urls"):
+        for n, each in enumerate(spec["urls"]):
+            post_hook(f"huey-{n}", each, PAYLOAD)
     else:
         for n in range(int(spec["count"])):
             post_hook(f"huey-{n}", url, PAYLOAD)

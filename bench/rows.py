@@ -110,6 +110,16 @@ def build_rows(res: dict[str, dict], s: Settings, errors: dict[str, str]) -> lis
         Row("resources", "PSS right after W1, all processes",
             get("mininq.w1", "pss_after_bytes"), "MB"),
     ]
+    rows += [
+        Row("noisy", "healthy destination alone", get("mininq.noisy", "alone", "rate"),
+            "jobs/s", huey=get("huey.noisy", "alone", "rate")),
+        Row("noisy", "healthy beside a hanging destination, in one queue",
+            get("mininq.noisy", "beside", "rate"), "jobs/s",
+            huey=get("huey.noisy", "beside", "rate")),
+        Row("noisy", "healthy rate beside a hanging one, as % of alone",
+            get("mininq.noisy", "ratio_percent"), "%", huey=get("huey.noisy", "ratio_percent"),
+            target="≥ 80 %", check=lambda r: r.value >= 80),
+    ]
     pg_w2 = [[get("postgres.w2", "phases", i, k) for k in ("p50_ms", "p99_ms")]
              for i in range(2)]
     rows += [
@@ -132,7 +142,7 @@ def build_rows(res: dict[str, dict], s: Settings, errors: dict[str, str]) -> lis
     ]
     keys = {"ceiling": None, "huey": None, "W1": "mininq.w1", "W1b": "mininq.w1b",
             "W2": "mininq.w2", "delayed": "mininq.delayed", "scale": "mininq.scale",
-            "resources": "mininq.w1", "PG W1": "postgres.w1", "PG W1×2": "postgres.w1x2",
+            "resources": "mininq.w1", "noisy": "mininq.noisy", "PG W1": "postgres.w1", "PG W1×2": "postgres.w1x2",
             "PG W2": "postgres.w2"}
     kept = []
     for r in rows:

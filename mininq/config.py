@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mininq import fields
+from mininq.egress import parse_networks
 
 DEFAULT_CONFIG_FILE = "mininq.toml"
 MASK = "********"
@@ -70,6 +71,13 @@ class DefaultsConfig:
 class WebhooksConfig:
     signing_secret: str = ""
     max_result_bytes: int = 65536
+    # In-flight deliveries per destination at most; 0: worker.concurrency.
+    max_in_flight_per_destination: int = 0
+    # Failed deliveries in a row that open a destination's breaker; 0: never.
+    breaker_threshold: int = 10
+    # CIDRs (or "private") deliveries may not connect to, and exceptions.
+    deny_networks: tuple[str, ...] = ()
+    allow_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "worker.heartbeat_interval_secs": (1, 3_600),
     "worker.node_timeout_secs": (2, 86_400),
     "webhooks.max_result_bytes": (0, 2**31 - 1),
+    "webhooks.max_in_flight_per_destination": (0, 100_000),
+    "webhooks.breaker_threshold": (0, 1_000_000),
     # [defaults] takes what the API takes for a queue's or a job's own value.
     **{
         f"defaults.{name}": (int(spec.lo or 0), int(spec.hi or 0))
@@ -230,6 +240,10 @@ def _signing_secret(secret: str) -> None:
         raise ValueError("the part after 'whsec_' is empty")
 
 
+def _networks(entries: tuple[str, ...]) -> None:
+    parse_networks(entries)
+
+
 def _database_url(url: str) -> None:
     if url and not url.startswith(POSTGRES_SCHEMES):
         scheme = url.split("://", 1)[0] if "://" in url else url
@@ -256,6 +270,8 @@ _STRING_CHECKS: dict[str, Callable[[Any], None]] = {
     "server.db_path": _not_empty,
     "worker.queues": _queue_names,
     "webhooks.signing_secret": _signing_secret,
+    "webhooks.deny_networks": _networks,
+    "webhooks.allow_networks": _networks,
 }
 
 

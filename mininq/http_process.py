@@ -19,6 +19,7 @@ from mininq.api.auth import SAFE_METHODS, is_authorized, is_public, same_origin
 from mininq.api.responses import error_response, handle_error
 from mininq.config import Config
 from mininq.dashboard import dashboard
+from mininq.egress import EgressPolicy
 from mininq.engine.process import ENGINE_PROCESS
 from mininq.logs import get_logger
 from mininq.nodes import NodeInfo
@@ -58,6 +59,8 @@ def add_http(app: Sanic, config: Config, node: NodeInfo) -> None:
         app.ctx.backend_name = backend.name
         app.ctx.store = await backend.open_store(config.defaults, node.id)
         app.ctx.waker = backend.waker(app.ctx.store)
+        app.ctx.egress = EgressPolicy.from_lists(config.webhooks.deny_networks,
+                                                 config.webhooks.allow_networks)
         app.ctx.engine_up = partial(_engine_up, app)
 
     @app.after_server_start

@@ -18,9 +18,14 @@ from support.fuzz import summary_lines
 from support.server import describe_target, stop_all
 
 # The shared server retries fast and reaps fast so API tests don't wait long.
+# Every test's receiver path is on one destination (the session's receiver),
+# so its breaker is off: one test's failures must not hold back the next test.
 SHARED_SERVER_CONFIG = """\
 [worker]
 reaper_interval_secs = 1
+
+[webhooks]
+breaker_threshold = 0
 
 [defaults]
 base_delay_ms = 100

@@ -55,6 +55,8 @@ SPEC_ROUTES = [
     ("GET", "/metrics/history"),
     ("GET", "/openapi.json"),
     ("GET", "/dashboard"),
+    ("GET", "/destinations"),  # §10
+    ("POST", "/destinations/reset"),
 ]
 PROMETHEUS_FAMILIES = {
     "mininq_jobs": "gauge",
@@ -65,6 +67,9 @@ PROMETHEUS_FAMILIES = {
     "mininq_in_flight": "gauge",
     "mininq_schedule_fires_total": "counter",
     "mininq_engine_up": "gauge",
+    "mininq_destination_state": "gauge",
+    "mininq_destination_in_flight": "gauge",
+    "mininq_destination_limit": "gauge",
 }
 SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$')
 
@@ -474,6 +479,9 @@ def test_every_route_works_with_the_token(token_server):
         call("GET", "/openapi.json", 200)
         call("GET", "/health", 200)
         call("GET", "/nodes", 200)
+        call("GET", "/destinations", 200)
+        # Past the token check to the route itself: no engine has seen this one.
+        call("POST", "/destinations/reset", 404, json={"destination": "http://unseen:1"})
         done.add(("GET", "/dashboard"))
         dashboard = c.get("/dashboard")
         assert dashboard.status == 200 and "text/html" in dashboard.headers["content-type"]

@@ -29,7 +29,7 @@ def test_bench_smoke_completes_and_leaves_docs_alone(tmp_path: Path) -> None:
     assert "| Workload | Figure | Value |" in proc.stdout, report
     for figure in ("Sanic alone", "SQLite alone", "W1 | end-to-end", "W1b | end-to-end",
                    "201 → arrival p99", "lateness p99", "GET /jobs?status=pending",
-                   "idle CPU", "RSS right after W1"):
+                   "idle CPU", "RSS right after W1", "healthy rate beside a hanging one"):
         assert figure in proc.stdout, f"{figure!r} missing from the table\n{report}"
     text = out.read_text()
     assert "## Machine" in text and "| Workload |" in text, text

@@ -243,6 +243,32 @@ def test_open_a_dead_job_and_retry_it(session: Session, dash_api: ApiClient,
     session.assert_all_local()
 
 
+def test_open_breaker_shows_and_resets_by_clicking(session: Session,
+                                                   dash_api: ApiClient) -> None:
+    """The Destinations panel shows a breaker that opened, escapes the
+    receiver's words in the last error, and its Reset button closes it."""
+    page = session.page
+    queue = unique_queue()
+    with Receiver() as own:
+        path = own.new_path()
+        own.respond(path, Reply(500, "<b>down</b>"))
+        dash_api.post("/queues", json={"name": queue, "max_concurrency": 1}).expect(201)
+        spec = {"callback_url": own.url(path), "queue_name": queue, "max_retries": 0}
+        dash_api.post("/jobs/batch", json={"jobs": [spec] * 12}).expect(201)
+        session.open()
+        row = page.locator(f'tr[data-destination="{own.base_url}"]')
+        row.locator(".badge.st-dead", has_text="open").wait_for(timeout=8000)
+        assert "HTTP 500: <b>down</b>" in row.inner_text(), "the error is shown as text"
+        assert row.locator("b").count() == 0, "the receiver's HTML was not escaped"
+        assert row.locator('td[data-label="Pending"]').inner_text() == "2"
+        own.respond(path, Reply(200, "ok"))
+        row.locator("button", has_text="Reset").click()
+        row.locator(".badge.st-completed", has_text="closed").wait_for(timeout=3000)
+        own.wait_for(path, 12, timeout=5)
+        session.assert_not_reloaded()
+        session.assert_all_local()
+
+
 def test_no_request_leaves_localhost(session: Session, dash_api: ApiClient) -> None:
     session.open()
     session.page.wait_for_timeout(2500)  # the first round of polls

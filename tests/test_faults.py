@@ -169,4 +169,6 @@ def test_receiver_down_for_10_s_then_back(make_server: MakeServer, qname: str) -
     print(f"\nreceiver down {down_s:.0f} s: {jobs} jobs all completed {drained_s:.2f} s after it "
           f"came back, none dead; attempts per job {min(attempts)}-{max(attempts)} "
           f"(median {sorted(attempts)[len(attempts) // 2]})")
-    assert min(attempts) >= 2, "some job was delivered while the receiver was down"
+    # Attempts failed while it was down, until its destination's breaker opened
+    # (SPEC §10); jobs that waited behind the open breaker spent no attempt.
+    assert max(attempts) >= 2, "no attempt was made while the receiver was down"

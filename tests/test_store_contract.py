@@ -28,7 +28,7 @@ from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
 
 DEFAULTS = DefaultsConfig()
 URL = "http://127.0.0.1:9/hook"
-TABLES = "jobs, attempts, queues, schedules, job_counts, counters, nodes, history"
+TABLES = "jobs, attempts, queues, schedules, job_counts, counters, nodes, destinations, history"
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +176,73 @@ async def test_claim_takes_at_most_n_per_queue(store, backend):
     assert sorted(j["queue_name"] for j in claimed) == ["a", "a", "b", "b", "b"]
     lease = (await store.get_job(claimed[0]["id"]))["lease_until"]
     assert lease >= now_ms() + DEFAULTS.timeout_ms
+
+
+@contract
+async def test_claim_leaves_out_excluded_destinations_or_takes_only_one(store, backend):
+    """Destinations: the column set at creation, exclusion and `only` claims,
+    claim order kept, next_due without the excluded ones."""
+    now = now_ms()
+    a, b = "http://A.example/x", "https://b.example:8443/y"
+    made = await store.create_jobs([
+        spec(callback_url=a, visible_at=now - 5000), spec(callback_url=b, visible_at=now - 4000),
+        spec(callback_url=a, visible_at=now - 3000), spec(callback_url=b, visible_at=now + 60_000),
+        spec(callback_url=b, visible_at=now - 2000, priority=1),
+    ])
+    ids = [j["id"] for j, _ in made]
+    assert (await store.get_job(ids[0]))["destination"] == "http://a.example:80"
+    assert (await store.next_due(["q"], ["https://b.example:8443"]))["q"] == now - 5000
+    assert (await store.next_due(["q"], ["http://a.example:80"]))["q"] == now - 4000
+    got = await store.claim([("q", 10)], 5000, exclude=["http://a.example:80"])
+    assert [j["id"] for j in got] == [ids[4], ids[1]]
+    assert {j["destination"] for j in got} == {"https://b.example:8443"}
+    assert (await store.next_due(["q"], ["http://a.example:80"]))["q"] == now + 60_000
+    got = await store.claim([("q", 1)], 5000, only="http://a.example:80")
+    assert [j["id"] for j in got] == [ids[0]]
+    assert await store.claim([("q", 5)], 5000, exclude=["http://a.example:80",
+                                                         "https://b.example:8443"]) == []
+    got = await store.claim([("q", 5)], 5000)
+    assert [j["id"] for j in got] == [ids[2]]
+    assert await counts_of(store, "q") == {"pending": 1, "running": 4}
+    assert await store.due_destinations(["http://a.example:80", "https://b.example:8443",
+                                         "http://none:80"]) == set()
+    # A destination's room over several queues: `total` caps the whole claim.
+    await store.create_jobs([spec(q, callback_url=a) for q in ("q1", "q2", "q3") for _ in "xy"])
+    assert await store.due_destinations(["http://a.example:80", "http://none:80"]) == {
+        "http://a.example:80"}
+    got = await store.claim([("q1", 2), ("q2", 2), ("q3", 2)], 5000, only="http://a.example:80",
+                            total=3)
+    assert len(got) == 3 and {j["destination"] for j in got} == {"http://a.example:80"}
+
+
+def dest_row(destination: str, **extra) -> dict:
+    return {"destination": destination, "state": "closed", "limit": 8, "in_flight": 0,
+            "consecutive_failures": 0, "last_status": 200, "last_error": None,
+            "open_until": None, "delivered": 1, "failed": 0, "seen_at": now_ms(), **extra}
+
+
+@contract
+async def test_destination_rows_ride_with_outcomes_and_resets_reach_the_engine(store, backend):
+    a = "http://a.example:80"
+    await store.create_jobs([spec(callback_url="http://a.example/"), spec()])
+    [job, _] = await store.claim([("q", 2)], 5000)
+    open_row = dest_row(a, state="open", limit=1, in_flight=1, consecutive_failures=10,
+                        last_status=503, last_error="HTTP 503", open_until=now_ms() + 5000,
+                        failed=10)
+    await store.finish([outcome(job, "retry", visible_at=now_ms())], [open_row])
+    await store.finish([], [dest_row("http://old.example:80", seen_at=now_ms() - 3_700_000)])
+    [row] = await store.list_destinations()
+    assert {k: row[k] for k in open_row} == open_row
+    assert row["node"] == "node-a" and row["pending"] == 1
+    assert await store.destination_resets() == {}
+    assert await store.reset_destination("http://nowhere:80", 8) == []
+    [reset] = await store.reset_destination(a, 8)
+    assert (reset["state"], reset["limit"], reset["consecutive_failures"],
+            reset["open_until"], reset["failed"]) == ("closed", 8, 0, None, 10)
+    assert await store.destination_resets() == {a: 1}
+    # The engine's next write keeps the count of resets asked.
+    await store.finish([], [dest_row(a)])
+    assert await store.destination_resets() == {a: 1}
 
 
 @contract

@@ -2,6 +2,7 @@
 
 from sanic import Blueprint
 
-from mininq.api import history, jobs, openapi, queues, schedules, system
+from mininq.api import destinations, history, jobs, openapi, queues, schedules, system
 
-api = Blueprint.group(jobs.bp, queues.bp, schedules.bp, system.bp, history.bp, openapi.bp)
+api = Blueprint.group(jobs.bp, queues.bp, schedules.bp, system.bp, history.bp, destinations.bp,
+                      openapi.bp)

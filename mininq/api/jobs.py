@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from mininq.api import render, validate
+from mininq.api import egress, render, validate
 from mininq.api.responses import json_response, parse_body, query
 from mininq.store import NotFound
 
@@ -14,6 +14,7 @@ bp = Blueprint("jobs")
 @bp.post("/jobs")
 async def create_job(request: Request):
     spec = validate.job_create(parse_body(request))
+    egress.check(request.app, "callback_url", spec["callback_url"])
     [(job, created)] = await request.app.ctx.store.create_jobs([spec])
     if created:
         request.app.ctx.waker.jobs_created((spec["queue_name"],))
@@ -23,6 +24,8 @@ async def create_job(request: Request):
 @bp.post("/jobs/batch")
 async def create_batch(request: Request):
     specs = validate.job_batch(parse_body(request))
+    for i, spec in enumerate(specs):
+        egress.check(request.app, f"jobs[{i}].callback_url", spec["callback_url"])
     results = await request.app.ctx.store.create_jobs(specs)
     request.app.ctx.waker.jobs_created({spec["queue_name"] for spec in specs})
     return json_response({"jobs": [render.job(job) for job, _ in results]}, 201)

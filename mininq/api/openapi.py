@@ -609,6 +609,42 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+# -- destinations (SPEC §10): their schemas and routes in one place --------------
+SCHEMAS["Destination"] = _closed(
+    {
+        "destination": {"type": "string", "description": "scheme://host:port"},
+        "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+        "limit": _int(1, None, "in-flight deliveries allowed now (adaptive)"),
+        "in_flight": _int(0),
+        "pending": _int(0, None, "pending jobs for this destination"),
+        "consecutive_failures": _int(0),
+        "last_status": _nullable(_int(100, 599)),
+        "last_error": _nullable({"type": "string"}),
+        "open_until": _nullable({**TIME, "description": "end of the cool-down or pause"}),
+        "delivered": _int(0, None, "attempts answered 2xx"),
+        "failed": _int(0, None, "attempts that counted as failures"),
+        "node": {"type": "string", "description": "the node whose view this is"},
+    }
+)
+SCHEMAS["DestinationReset"] = _obj(
+    {"destination": {"type": "string", "description": "scheme://host:port"}}, ["destination"]
+)
+PATHS["/destinations"] = {
+    "get": _op(
+        "Destinations seen in the last hour, busiest first",
+        {"200": _ok("destinations", _array("Destination"))},
+        tag="system",
+    ),
+}
+PATHS["/destinations/reset"] = {
+    "post": _op(
+        "Close a destination's breaker, end its failure run, restore its limit",
+        {"200": _ok("the destination", _ref("Destination"))},
+        errors=("404",),
+        body="DestinationReset",
+        tag="system",
+    ),
+}
 # -- GET /metrics/history (SPEC §11) ---------------------------------------------
 SCHEMAS["HistoryMinute"] = _closed(
     {

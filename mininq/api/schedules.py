@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from mininq.api import render, validate
+from mininq.api import egress, render, validate
 from mininq.api.responses import json_response, parse_body, query
 from mininq.api.validate import ValidationError
 from mininq.clock import now_ms
@@ -42,6 +42,7 @@ def _strip(message: str, field: str) -> str:
 @bp.post("/schedules")
 async def create_schedule(request: Request):
     spec = validate.schedule(parse_body(request), create=True)
+    egress.check(request.app, "callback_url", spec["callback_url"])
     spec["next_run_at"] = _next_run(spec["cron_expression"], spec["timezone"])
     row = await request.app.ctx.store.create_schedule(spec)
     request.app.ctx.waker.wake(SCHEDULES)
@@ -64,6 +65,8 @@ async def get_schedule(request: Request, schedule_id: str):
 async def update_schedule(request: Request, schedule_id: str):
     store = request.app.ctx.store
     changes = validate.schedule(parse_body(request), create=False)
+    if "callback_url" in changes:
+        egress.check(request.app, "callback_url", changes["callback_url"])
     current = await store.get_schedule(_id(schedule_id))
     if "cron_expression" in changes or "timezone" in changes or changes.get("enabled"):
         changes["next_run_at"] = _next_run(

@@ -10,9 +10,10 @@ from sanic import Blueprint, HTTPResponse, Request
 from mininq import __version__
 from mininq.api.responses import json_response
 from mininq.clock import now_ms, to_rfc3339
+from mininq.engine.adaptive import STATE_NUMBER
 from mininq.faults import FAULTS
 from mininq.store import Unavailable
-from mininq.store.rules import HISTOGRAM_BUCKETS, STATUSES
+from mininq.store.rules import HISTOGRAM_BUCKETS, STATUSES, busiest_first
 
 bp = Blueprint("system")
 
@@ -136,6 +137,17 @@ async def prometheus(request: Request):
     family("mininq_schedule_fires_total", "counter", "Jobs created by schedules firing.")
     fires = sum(int(c["value"]) for c in counters.get("schedule_fires", []))
     lines.append(f"mininq_schedule_fires_total {fires}")
+    dests = busiest_first(await request.app.ctx.store.list_destinations())
+    for name, kind, text, value in (
+        ("state", "gauge", "Breaker state per destination: 0 closed, 1 half_open, 2 open.",
+         lambda r: STATE_NUMBER.get(r["state"], 0)),
+        ("in_flight", "gauge", "Deliveries in flight per destination.", lambda r: r["in_flight"]),
+        ("limit", "gauge", "Adaptive in-flight limit per destination.", lambda r: r["limit"]),
+    ):
+        family(f"mininq_destination_{name}", kind, text)
+        for r in dests:
+            lines.append(f'mininq_destination_{name}{{destination="{_label(r["destination"])}",'
+                         f'node="{_label(r["node"])}"}} {value(r)}')
     family("mininq_engine_up", "gauge", "1 while the engine process is running.")
     lines.append(f"mininq_engine_up {1 if await request.app.ctx.engine_up() else 0}")
     return HTTPResponse(

@@ -14,6 +14,7 @@ from functools import wraps
 
 from sanic import Blueprint, HTTPResponse, Request
 
+from mininq.api import destinations as api_destinations
 from mininq.api.validate import QUEUE_NAME
 from mininq.clock import now_ms
 from mininq.dashboard import data, views
@@ -44,6 +45,25 @@ def _ok(text: str) -> dict:
 
 def _error(text: str) -> dict:
     return {"kind": "error", "text": text}
+
+
+# -- destinations ----------------------------------------------------------------
+
+
+@bp.post("/dashboard/destinations/reset")
+@htmx_only
+async def reset_destination(request: Request) -> HTTPResponse:
+    destination = request.form.get("destination") if request.form else None
+    if not destination:
+        flash = _error("No destination given.")
+    else:
+        try:
+            await api_destinations.reset(request.app, destination)
+            flash = _ok(f"Reset {destination}.")
+        except NotFound as exc:
+            flash = _error(str(exc))
+    context = await data.destinations(request.app)
+    return fragment(request, "_destinations.html", changed=True, flash=flash, **context)
 
 
 # -- queues --------------------------------------------------------------------

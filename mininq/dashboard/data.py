@@ -11,6 +11,7 @@ from typing import Any
 
 from sanic import Sanic
 
+from mininq.api import destinations as api_destinations
 from mininq.api import render as api_render
 from mininq.api.validate import QUEUE_NAME
 from mininq.clock import now_ms
@@ -79,6 +80,10 @@ async def nodes(app: Sanic) -> dict[str, Any]:
     rows = await app.ctx.store.list_nodes(app.ctx.node,
                                           app.ctx.config.worker.node_timeout_secs * 1000)
     return {"nodes": rows}
+
+
+async def destinations(app: Sanic) -> dict[str, Any]:
+    return {"destinations": await api_destinations.destinations(app)}
 
 
 # (range, queue) -> (reuse until, window start, rows); see Range.reread_s.

@@ -60,6 +60,7 @@ async def page(request: Request) -> HTTPResponse:
         detail_html=detail,
         schedules_html=_part("_schedules.html", **await data.schedules(app)),
         nodes_html=_part("_nodes.html", **await data.nodes(app)),
+        destinations_html=_part("_destinations.html", **await data.destinations(app)),
         **queues,
     )
     return html(body)
@@ -73,6 +74,11 @@ async def stats(request: Request) -> HTTPResponse:
 @bp.get("/dashboard/fragments/nodes")
 async def nodes(request: Request) -> HTTPResponse:
     return fragment(request, "_nodes.html", **await data.nodes(request.app))
+
+
+@bp.get("/dashboard/fragments/destinations")
+async def destinations(request: Request) -> HTTPResponse:
+    return fragment(request, "_destinations.html", **await data.destinations(request.app))
 
 
 @bp.get("/dashboard/fragments/queues")

@@ -15,14 +15,17 @@ import hashlib
 import hmac
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from mininq import __version__
 from mininq.clock import now_ms
+from mininq.egress import EgressPolicy, literal_address
 from mininq.engine.backoff import retry_after_ms, retry_delay_ms
 from mininq.engine.outcome import classify, describe_exception, describe_http_error, truncate_result
+from mininq.engine.resolver import EgressDenied, PolicyResolver
 
 ERROR_BODY_BYTES = 1024
 USER_AGENT = f"mininq/{__version__}"
@@ -55,15 +58,21 @@ def _timeout(timeout_ms: int) -> aiohttp.ClientTimeout:
 
 
 class Deliverer:
-    def __init__(self, concurrency: int, signing_secret: str, max_result_bytes: int) -> None:
+    def __init__(self, concurrency: int, signing_secret: str, max_result_bytes: int,
+                 policy: EgressPolicy | None = None) -> None:
         self.signing_secret = signing_secret
         self.max_result_bytes = max_result_bytes
+        self.policy = policy or EgressPolicy()
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
+        # With an egress policy, every host name resolves through it and the
+        # connector only sees the addresses it allows.
+        resolver = None if self.policy.allows_all else PolicyResolver(self.policy)
         connector = aiohttp.TCPConnector(
-            limit=self._concurrency, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=60
+            limit=self._concurrency, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=60,
+            resolver=resolver,
         )
         # No cookie jar: a cookie one receiver sets must not ride along with
         # other jobs' deliveries (and a jar would grow with every such receiver).
@@ -110,6 +119,9 @@ class Deliverer:
         error: str | None = None
         timed_out = False
         timeout = _timeout(job["timeout_ms"])
+        denied = self._denied_literal(job["callback_url"])
+        if denied is not None:
+            return self.outcome(job, started, 0, None, b"", None, denied, denied=True)
         try:
             async with self._session.post(
                 job["callback_url"], data=body, headers=self._headers(job, body),
@@ -124,6 +136,11 @@ class Deliverer:
         except BaseException as exc:  # every failure is an outcome, never a crash
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
+            refused = exc if isinstance(exc, EgressDenied) else getattr(exc, "os_error", None)
+            if isinstance(refused, EgressDenied):
+                duration_ms = int((time.monotonic() - t0) * 1000)
+                return self.outcome(job, started, duration_ms, None, b"", None, str(refused),
+                                    denied=True)
             error = describe_exception(exc, job["timeout_ms"])
             timed_out = isinstance(exc, asyncio.TimeoutError)
         duration_ms = int((time.monotonic() - t0) * 1000)
@@ -132,16 +149,31 @@ class Deliverer:
             out["timed_out"] = True  # its duration counts in the history's percentiles
         return out
 
+    def _denied_literal(self, url: str) -> str | None:
+        """The refusal of a URL whose host is a literal address the policy
+        denies (aiohttp never resolves those, so the resolver can't see them)."""
+        if self.policy.allows_all:
+            return None
+        address = literal_address(urlsplit(url).hostname or "")
+        rule = None if address is None else self.policy.denied_by(address)
+        return None if rule is None else str(EgressDenied(address, address, rule))
+
     def outcome(
         self, job: dict, started: int, duration_ms: int, status: int | None,
-        body: bytes, retry_after: str | None, error: str | None,
+        body: bytes, retry_after: str | None, error: str | None, denied: bool = False,
     ) -> dict[str, Any]:
-        kind = classify(status)
+        kind = "permanent" if denied else classify(status)
         out: dict[str, Any] = {
             "id": job["id"], "attempt": job["attempt"], "queue_name": job["queue_name"],
             "started_at": started, "duration_ms": duration_ms, "status_code": status,
             "result": None, "error": None, "visible_at": None,
+            # For the destination's control (engine/adaptive.py), not stored.
+            "transport_failure": status is None and error is not None and not denied,
+            "retry_after_ms": None,
         }
+        now = now_ms()
+        if status in (429, 503):
+            out["retry_after_ms"] = retry_after_ms(retry_after, now)
         if kind == "completed":
             out["outcome"] = "completed"
             out["result"] = truncate_result(body, self.max_result_bytes)
@@ -150,12 +182,9 @@ class Deliverer:
         if kind == "permanent" or job["attempt"] > job["max_retries"]:
             out["outcome"] = "dead"
             return out
-        now = now_ms()
-        delay = None
-        if status in (429, 503):
-            delay = retry_after_ms(retry_after, now)
-            if delay is not None:
-                delay = min(delay, job["max_delay_ms"])
+        delay = out["retry_after_ms"]
+        if delay is not None:
+            delay = min(delay, job["max_delay_ms"])
         if delay is None:
             delay = retry_delay_ms(
                 job["retry_backoff"], job["attempt"], job["base_delay_ms"], job["max_delay_ms"]
@@ -171,6 +200,7 @@ class Deliverer:
         started = job.get("started_at") or now
         error = "delivery interrupted: mininq was shutting down"
         out = self.outcome(job, started, max(0, now - started), None, b"", None, error)
+        out["transport_failure"] = False  # cut short here, not the receiver's doing
         if out["outcome"] == "retry":
             out["visible_at"] = now
         return out

@@ -1,6 +1,10 @@
 """The claim loop: lease due jobs within every limit and start their deliveries.
 
-Limits: `worker.concurrency` in flight overall, always here. Each queue's
+Limits: `worker.concurrency` in flight overall, always here; per destination
+(scheme://host:port) the adaptive limit, breaker and Retry-After pause of
+`destinations.py`, on this node: claims leave out the destinations that may
+take nothing now, and those with room for only a few jobs are claimed on their
+own first. Each queue's
 `max_concurrency` and token bucket are enforced here when this engine is the
 only one delivering (SQLite, see `store/sqlite/liveness.py`); with a backend
 shared by several nodes (`Store.global_limits`) the store's claim enforces them
@@ -8,7 +12,9 @@ across nodes and `next_due` leaves out queues without room. Free slots are dealt
 queues round-robin, starting one queue further on each pass, so a large
 backlog can't starve a small queue. Between passes the loop sleeps until the
 earliest moment something can change: a delayed job or retry becoming due, a
-token arriving, a delivery finishing, or a wake from the HTTP process.
+token arriving, a shut destination opening again, a delivery finishing, or a
+wake from the HTTP process. Jobs of a shut destination are skipped, not
+touched: they keep their visible_at and spend no attempt.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 from mininq.clock import now_ms
 from mininq.config import Config
 from mininq.engine.delivery import Deliverer
+from mininq.engine.destinations import Destinations
 from mininq.engine.finisher import Finisher
 from mininq.engine.ratelimit import TokenBucket
 from mininq.logs import get_logger, log_event
@@ -73,6 +80,12 @@ class Dispatcher:
         self._between_ticks = asyncio.Event()
         self._holding_since: int | None = None
         self._between_ticks.set()
+        self._resets_seen: dict[str, int] | None = None
+        self.max_per_destination = (config.webhooks.max_in_flight_per_destination
+                                    or config.worker.concurrency)
+        self.destinations = Destinations(self.max_per_destination,
+                                         config.webhooks.breaker_threshold,
+                                         config.worker.concurrency)
 
     @property
     def total_in_flight(self) -> int:
@@ -131,9 +144,29 @@ class Dispatcher:
             self._settings_generation = self.signal.generation
             self._settings = await self.store.queue_settings()
             self._settings_read_at = now
+            await self._apply_resets()
         return self._settings
 
+    async def _apply_resets(self) -> None:
+        """Resets asked through POST /destinations/reset since the last look
+        (the first look only notes what was asked before this engine ran)."""
+        asked = await self.store.destination_resets()
+        if self._resets_seen is not None:
+            for d, n in asked.items():
+                if n > self._resets_seen.get(d, 0):
+                    self.destinations.reset(d)
+        self._resets_seen = asked
+        if self.destinations.dirty:
+            self.finisher.poke()
+
     async def tick(self, probe: bool = False) -> int | None:
+        try:
+            return await self._tick(probe)
+        finally:
+            if self.destinations.dirty:
+                self.finisher.poke()
+
+    async def _tick(self, probe: bool) -> int | None:
         """One pass: claim what may run now. Returns ms until the next moment worth
         waking for (None: only a wake or a finished delivery can change anything).
 
@@ -172,8 +205,11 @@ class Dispatcher:
         if hold:
             return hold
         if probe:
-            due = await self.store.next_due(sorted(room))
+            plan = self.destinations.plan(now, min(free, self.max_per_destination))
+            due = await self.store.next_due(sorted(room), plan.exclude)
             now = now_ms()
+            if plan.reopens_at is not None:
+                waits.append(max(0, plan.reopens_at - now))
             later = [t - now for name, t in due.items() if t > now]
             room = {name: n for name, n in room.items() if due.get(name, now + 1) <= now}
             if not room:
@@ -183,14 +219,34 @@ class Dispatcher:
         k = self._turn % len(names)
         self._turn += 1
         order = names[k:] + names[:k]
-        claimed: list[dict] = []
+        free = await self._claim_few(now, free, room, order, buckets)
         drained: list[str] = []
+        fair = True
         while free > 0 and room:
-            alloc = deal(free, room, order)
+            # No destination outside plan.exclude/plan.few has less room than
+            # this round's size, so none can get more jobs than its limit.
+            # Destinations holding their fair share of the slots wait while
+            # others have jobs due; when none has, they may take the rest.
+            size = min(free, self.max_per_destination)
+            plan = self.destinations.plan(now, size)
+            alloc = deal(size, room, order)
             if not alloc:
                 break
-            jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS)
-            got = Counter(j["queue_name"] for j in jobs)
+            exclude = plan.exclude + list(plan.few)
+            held_back = fair and bool(plan.over_share)
+            if held_back:
+                exclude += plan.over_share
+            jobs = await self.store.claim(list(alloc.items()), LEASE_MARGIN_MS, exclude=exclude)
+            got = self._started(jobs, now, buckets)
+            free -= len(jobs)
+            if held_back and any(got[name] < n for name, n in alloc.items()):
+                fair = False
+                for name in alloc:
+                    room[name] -= got[name]
+                    if room[name] <= 0:
+                        del room[name]
+                        order.remove(name)
+                continue
             for name, n in alloc.items():
                 room[name] -= got[name]
                 if got[name] < n:
@@ -198,28 +254,66 @@ class Dispatcher:
                 if got[name] < n or room[name] <= 0:
                     del room[name]
                     order.remove(name)
-            free -= len(jobs)
-            claimed.extend(jobs)
-        for job in claimed:
-            bucket = buckets.get(job["queue_name"])
-            if bucket is not None:
-                bucket.take(now)
-            self._start(job)
         if free <= 0:
             return None  # a finishing delivery sets the signal
         waits = [b.ms_until_available(now) for b in buckets.values() if b.available(now) <= 0]
+        plan = self.destinations.plan(now_ms(), free)
+        if plan.reopens_at is not None:
+            waits.append(max(0, plan.reopens_at - now_ms()))
         if drained:
-            due = await self.store.next_due(drained)
+            due = await self.store.next_due(drained, plan.exclude)
             waits.extend(max(0, t - now_ms()) for t in due.values())
         return min(waits) if waits else None
 
-    def _start(self, job: dict) -> None:
+    async def _claim_few(self, now: int, free: int, room: dict[str, int], order: list[str],
+                         buckets: dict[str, TokenBucket]) -> int:
+        """Claim first for destinations with room for fewer jobs than a claim
+        round takes (a lowered limit, or a half-open probe): free slots are
+        dealt among them round-robin, each claim taking that destination's
+        jobs alone, so none exceeds its limit and none waits behind a busier
+        destination's backlog. Returns the slots still free."""
+        few = self.destinations.plan(now, min(free, self.max_per_destination)).few
+        if few:
+            # A read first: most such destinations have nothing due most of
+            # the time, and a claim is a write.
+            due = await self.store.due_destinations(sorted(few))
+            few = {d: n for d, n in few.items() if d in due}
+        if not few:
+            return free
+        names = sorted(few)
+        k = self._turn % len(names)
+        for d, n in deal(free, few, names[k:] + names[:k]).items():
+            # One claim over every queue with room, at most n jobs in all.
+            alloc = [(q, min(n, room[q])) for q in order if room.get(q, 0) > 0]
+            if not alloc or free <= 0:
+                break
+            jobs = await self.store.claim(alloc, LEASE_MARGIN_MS, only=d, total=min(n, free))
+            got = self._started(jobs, now, buckets)
+            for q, m in got.items():
+                room[q] -= m
+            free -= len(jobs)
+        for q in [q for q, r in room.items() if r <= 0]:
+            del room[q]
+            order.remove(q)
+        return free
+
+    def _started(self, jobs: list[dict], now: int, buckets: dict[str, TokenBucket]) -> Counter:
+        """Start the deliveries of claimed jobs; their count per queue."""
+        for job in jobs:
+            bucket = buckets.get(job["queue_name"])
+            if bucket is not None:
+                bucket.take(now)
+            self._start(job, now)
+        return Counter(j["queue_name"] for j in jobs)
+
+    def _start(self, job: dict, now: int) -> None:
         self.in_flight[job["queue_name"]] += 1
-        task = asyncio.get_running_loop().create_task(self._deliver(job))
+        probe = self.destinations.started(job["destination"], now)
+        task = asyncio.get_running_loop().create_task(self._deliver(job, probe))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _deliver(self, job: dict) -> None:
+    async def _deliver(self, job: dict, probe: bool) -> None:
         outcome: dict[str, Any] | None = None
         try:
             outcome = await self.deliverer.deliver(job)
@@ -231,6 +325,8 @@ class Dispatcher:
             if self.in_flight[job["queue_name"]] <= 0:
                 del self.in_flight[job["queue_name"]]
             if outcome is not None:
+                self.destinations.finished(job["destination"], outcome, probe,
+                                           job["timeout_ms"], now_ms())
                 self.finisher.add(outcome)
                 if log.isEnabledFor(logging.INFO):
                     log_event(

@@ -14,7 +14,9 @@ import asyncio
 import logging
 import signal
 
+from mininq.clock import now_ms
 from mininq.config import Config
+from mininq.egress import EgressPolicy
 from mininq.engine.cleanup import run_cleanup
 from mininq.engine.delivery import Deliverer
 from mininq.engine.dispatcher import Dispatcher
@@ -66,9 +68,11 @@ class Engine:
         wake = await backend.listener(store)
         waker = backend.waker(store)
         deliverer = Deliverer(cfg.worker.concurrency, cfg.webhooks.signing_secret,
-                              cfg.webhooks.max_result_bytes)
+                              cfg.webhooks.max_result_bytes, EgressPolicy.from_lists(
+                                  cfg.webhooks.deny_networks, cfg.webhooks.allow_networks))
         await deliverer.open()
-        finisher = Finisher(store, waker.slots_freed)
+        finisher = Finisher(store, waker.slots_freed,
+                            lambda: dispatcher.destinations.snapshot(now_ms()))
         dispatch_signal = wake.signal(JOBS)
         wake.attach(dispatch_signal, QUEUES, notify=True)
         schedule_signal = wake.signal(SCHEDULES)

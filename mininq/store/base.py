@@ -8,6 +8,7 @@ Rows come back as plain dicts: times are epoch milliseconds, `payload` and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 from mininq.nodes import Liveness, NodeInfo
@@ -88,13 +89,23 @@ class Store(ABC):
     @abstractmethod
     async def queue_settings(self) -> list[dict]: ...
     @abstractmethod
-    async def next_due(self, queues: list[str]) -> dict[str, int]: ...
+    async def next_due(self, queues: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
+        """Earliest due moment per queue with pending jobs, not counting the
+        jobs of the destinations in `exclude`."""
     @abstractmethod
-    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
-        """Lease up to n due jobs per (queue, n), highest priority first."""
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
+                    exclude: Sequence[str] = (), only: str | None = None,
+                    total: int | None = None) -> list[dict]:
+        """Lease up to n due jobs per (queue, n), highest priority first, none
+        of a destination in `exclude`; with `only`, jobs of that destination
+        alone; `total` at most in all (a destination's room, over many queues)."""
     @abstractmethod
-    async def finish(self, outcomes: list[dict]) -> int:
-        """Record attempt outcomes in one transaction."""
+    async def due_destinations(self, destinations: Sequence[str]) -> set[str]:
+        """Which of these destinations have a pending job due now (a read)."""
+    @abstractmethod
+    async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        """Record attempt outcomes in one transaction, with this node's view of
+        the destinations that changed (`rules.DESTINATION_FIELDS` per row)."""
     @abstractmethod
     async def reap(self, before: int, process_died: bool) -> list[dict]:
         """Return jobs whose lease ended before `before` to pending (or dead);
@@ -110,6 +121,19 @@ class Store(ABC):
     async def delete_finished(self, status: str, older_than: int, batch: int) -> int: ...
     @abstractmethod
     async def checkpoint(self) -> None: ...
+
+    # -- destinations -------------------------------------------------------
+    @abstractmethod
+    async def list_destinations(self) -> list[dict]:
+        """Every node's rows seen in the last hour (at most 1,000), each with
+        `node` and `pending` (its pending jobs, counted now)."""
+    @abstractmethod
+    async def reset_destination(self, destination: str, limit: int) -> list[dict]:
+        """Ask every node's engine to reset the destination; its rows as they
+        will read (empty: unknown)."""
+    @abstractmethod
+    async def destination_resets(self) -> dict[str, int]:
+        """Resets asked so far per destination of this node (the engine applies new ones)."""
 
     # -- history (SPEC §11) -------------------------------------------------------
     # Every backend adds to the per-minute rollups in the transactions of its

@@ -19,6 +19,12 @@ SCHEDULE_FIELDS = (
     "max_retries", "timeout_ms", "enabled", "next_run_at",
 )
 
+# A node's view of one destination, as its engine writes it (SPEC §10).
+DESTINATION_FIELDS = ("destination", "state", "limit", "in_flight", "consecutive_failures",
+                      "last_status", "last_error", "open_until", "delivered", "failed", "seen_at")
+DESTINATIONS_SEEN_MS = 3_600_000  # GET /destinations lists those seen in the last hour
+DESTINATIONS_KEPT = 1_000
+
 # A delivery's outcome and the status its job takes.
 STATUS_AFTER = {"completed": "completed", "retry": "pending", "dead": "dead"}
 
@@ -66,6 +72,12 @@ def schedule_job_spec(schedule: dict, fire_ms: int) -> dict:
         "schedule_id": schedule["id"],
         "visible_at": fire_ms,
     }
+
+
+def busiest_first(rows: list[dict]) -> list[dict]:
+    """GET /destinations order: in flight, then pending, then attempts."""
+    return sorted(rows, key=lambda r: (-r["in_flight"], -r["pending"],
+                                       -(r["delivered"] + r["failed"]), r["destination"]))
 
 
 def lost_status(attempt: int, max_retries: int) -> str:

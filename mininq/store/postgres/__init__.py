@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -27,6 +27,7 @@ from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
 from mininq.store.errors import StartupError
 from mininq.store.postgres import counts, dispatch, history, jobs, nodes, queues, schedules
+from mininq.store.postgres import destinations as dest_sql
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
@@ -261,12 +262,14 @@ class PostgresStore(Store):
         self._rated = {q["name"] for q in settings if q["rate_limit_rps"] is not None}
         return settings
 
-    async def next_due(self, queue_names: list[str]) -> dict[str, int]:
+    async def next_due(self, queue_names: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
         async with self.pool.acquire() as conn:
             return await dispatch.next_due(conn, queue_names, now_ms(),
-                                           self.defaults.queue_max_concurrency)
+                                           self.defaults.queue_max_concurrency, exclude)
 
-    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
+                    exclude: Sequence[str] = (), only: str | None = None,
+                    total: int | None = None) -> list[dict]:
         """Queues without a rate limit in one statement; those with one (as
         last seen, or found when a claim of theirs came up short) through the
         bucket's transaction."""
@@ -276,7 +279,7 @@ class PostgresStore(Store):
         rows: list[dict] = []
         if plain:
             rows = await self.write(dispatch.claim, plain, now, margin_ms, self.node_id, limit,
-                                    transaction=False)
+                                    exclude, only, total, transaction=False)
             got = Counter(r["queue_name"] for r in rows)
             short = [q for q, n in plain if got[q] < n]
             if short:
@@ -284,15 +287,40 @@ class PostgresStore(Store):
                     newly = await dispatch.rated(conn, short)
                 self._rated |= newly
                 rated += [(q, n) for q, n in plain if q in newly]
-        if rated:
+        if total is not None:
+            total -= len(rows)
+        if rated and (total is None or total > 0):
             more, still = await self.write(dispatch.claim_rated, rated, now, margin_ms,
-                                           self.node_id, limit)
+                                           self.node_id, limit, exclude, only, total)
             self._rated -= {q for q, _ in rated} - still
             rows += more
         return rows
 
-    async def finish(self, outcomes: list[dict]) -> int:
-        return await self.write(dispatch.finish, outcomes, now_ms(), transaction=False)
+    async def due_destinations(self, destinations: Sequence[str]) -> set[str]:
+        async with self.pool.acquire() as conn:
+            return await dispatch.due_destinations(conn, destinations, now_ms())
+
+    async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        """Outcomes alone in one statement; with destination rows, both in
+        one transaction."""
+        if not destinations:
+            return await self.write(dispatch.finish, outcomes, now_ms(), transaction=False)
+
+        async def write(conn: asyncpg.Connection, now: int) -> int:
+            n = await dispatch.finish(conn, outcomes, now) if outcomes else 0
+            await dest_sql.save(conn, self.node_id or "", destinations, now)
+            return n
+
+        return await self.write(write, now_ms())
+
+    async def list_destinations(self) -> list[dict]:
+        return await self.read(dest_sql.list_destinations, now_ms())
+
+    async def reset_destination(self, destination: str, limit: int) -> list[dict]:
+        return await self.write(dest_sql.reset, destination, limit)
+
+    async def destination_resets(self) -> dict[str, int]:
+        return await self.read(dest_sql.resets, self.node_id or "")
 
     async def reap(self, before: int, process_died: bool = False) -> list[dict]:
         error = LEASE_LOST if process_died else LEASE_EXPIRED

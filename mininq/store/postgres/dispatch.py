@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -44,17 +45,19 @@ WITH q AS MATERIALIZED (
 ), picked AS MATERIALIZED (
     SELECT p.id FROM q, LATERAL (
         SELECT id FROM jobs
-        WHERE queue_name = q.name AND status = 'pending' AND visible_at <= $4
+        WHERE queue_name = q.name AND status = 'pending' AND visible_at <= $4 AND {which}
         ORDER BY priority DESC, visible_at, id
         LIMIT greatest(q.n, 0)
         FOR UPDATE SKIP LOCKED
     ) p
+    {cap}
 ), claimed AS (
     UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = $4,
         lease_until = $4 + timeout_ms + $5, updated_at = $4, node_id = $6
     FROM picked WHERE jobs.id = picked.id
     RETURNING jobs.id, queue_name, priority, visible_at, callback_url, payload, headers,
-        attempt, max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
+        attempt, max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms,
+        destination
 ), got AS (
     SELECT queue_name, count(*)::int AS n FROM claimed GROUP BY queue_name ORDER BY queue_name
 ), raised AS (
@@ -69,6 +72,11 @@ WITH q AS MATERIALIZED (
 )
 SELECT * FROM claimed
 """
+# Every destination but the left-out ones ($9), through jobs_claim (which
+# includes destination, so left-out rows are skipped in the index); or the
+# jobs of one destination ($9) through jobs_destination.
+_CLAIM_ANY = _CLAIM.format(which="destination <> ALL($9::text[])", cap="")
+_CLAIM_ONE = _CLAIM.format(which="destination = $9::text", cap="LIMIT $10::int")
 
 _LOCK_RATED = f"""
 SELECT name, rate_limit_rps, rate_limit_burst, tokens, tokens_at, {DB_NOW_MS} AS db_now
@@ -93,24 +101,33 @@ def _bucket(q: Any) -> TokenBucket | None:
 
 
 async def _claim(conn: asyncpg.Connection, wanted: dict[str, int], now: int, margin_ms: int,
-                 node_id: str | None, default_limit: int, rated: bool) -> list[dict]:
+                 node_id: str | None, default_limit: int, rated: bool,
+                 exclude: Sequence[str], only: str | None,
+                 total: int | None = None) -> list[dict]:
     names = sorted(wanted)
+    extra = [list(exclude)] if only is None else [
+        only, sum(wanted.values()) if total is None else total]
     rows = [dict(r) for r in await conn.fetch(
-        _CLAIM, names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
-        random.randrange(counts.SHARDS), rated)]
+        _CLAIM_ANY if only is None else _CLAIM_ONE,
+        names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
+        random.randrange(counts.SHARDS), rated, *extra)]
     rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
     return rows
 
 
 async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
-                margin_ms: int, node_id: str | None, default_limit: int) -> list[dict]:
+                margin_ms: int, node_id: str | None, default_limit: int,
+                exclude: Sequence[str] = (), only: str | None = None,
+                total: int | None = None) -> list[dict]:
     """Lease up to n due jobs of each queue without a rate limit, within its
-    global max_concurrency; one statement (run it outside a transaction).
+    global max_concurrency, none of the destinations in `exclude` (or only
+    those of `only`, `total` at most); one statement (run it outside a transaction).
     Queues with a rate limit get nothing here: see `claim_rated`."""
     wanted = {q: n for q, n in allocations if n > 0}
     if not wanted:
         return []
-    return await _claim(conn, wanted, now, margin_ms, node_id, default_limit, False)
+    return await _claim(conn, wanted, now, margin_ms, node_id, default_limit, False,
+                        exclude, only, total)
 
 
 async def rated(conn: asyncpg.Connection, names: list[str]) -> set[str]:
@@ -121,8 +138,9 @@ async def rated(conn: asyncpg.Connection, names: list[str]) -> set[str]:
 
 
 async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
-                      margin_ms: int, node_id: str | None,
-                      default_limit: int) -> tuple[list[dict], set[str]]:
+                      margin_ms: int, node_id: str | None, default_limit: int,
+                      exclude: Sequence[str] = (), only: str | None = None,
+                      total: int | None = None) -> tuple[list[dict], set[str]]:
     """Like `claim`, for queues with a token bucket: in one transaction, lock
     their rows, take what the buckets allow (`TokenBucket`, on database time),
     claim, and store the buckets back. Also returns which of the queues still
@@ -142,7 +160,8 @@ async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int
     still = {q["name"] for q in locked}
     if not allowed:
         return [], still
-    rows = await _claim(conn, allowed, now, margin_ms, node_id, default_limit, True)
+    rows = await _claim(conn, allowed, now, margin_ms, node_id, default_limit, True,
+                        exclude, only, total)
     got = Counter(r["queue_name"] for r in rows)
     spent = [(name, *b.state()) for name, (b, at) in buckets.items()
              if got[name] and b.take(at, got[name])]
@@ -152,22 +171,36 @@ async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int
     return rows, still
 
 
+_DUE_DESTINATIONS = """
+SELECT d FROM unnest($1::text[]) AS d
+WHERE EXISTS (SELECT 1 FROM jobs
+              WHERE destination = d AND status = 'pending' AND visible_at <= $2)
+"""
+
+
+async def due_destinations(conn: asyncpg.Connection, destinations: Sequence[str],
+                           now: int) -> set[str]:
+    """The destinations among these with a pending job due now."""
+    return {r["d"] for r in await conn.fetch(_DUE_DESTINATIONS, list(destinations), now)}
+
+
 _NEXT_DUE = f"""
 SELECT q.name, q.max_concurrency, q.rate_limit_rps, q.rate_limit_burst, q.tokens, q.tokens_at,
     {DB_NOW_MS} AS db_now,
-    (SELECT min(visible_at) FROM jobs WHERE queue_name = q.name AND status = 'pending') AS due,
+    (SELECT min(visible_at) FROM jobs WHERE queue_name = q.name AND status = 'pending'
+        AND destination <> ALL($2::text[])) AS due,
     q.in_flight AS running
 FROM queues q WHERE q.name = ANY($1::text[])
 """
 
 
 async def next_due(conn: asyncpg.Connection, queues: list[str], now: int,
-                   default_limit: int) -> dict[str, int]:
+                   default_limit: int, exclude: Sequence[str] = ()) -> dict[str, int]:
     """Earliest moment a job of each queue could be claimed: its earliest due
     job, or later when its bucket is empty; queues at their concurrency limit
     are left out (a finishing delivery on any node wakes the engines)."""
     out = {}
-    for q in await conn.fetch(_NEXT_DUE, list(queues)):
+    for q in await conn.fetch(_NEXT_DUE, list(queues), list(exclude)):
         if q["due"] is None or q["running"] >= (q["max_concurrency"] or default_limit):
             continue
         due = q["due"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from mininq.destination import destination_of
 from mininq.ids import uuid7
 from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
@@ -18,7 +19,7 @@ COLUMNS = (
     "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
     "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
     "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
-    "created_at", "updated_at", "result", "last_error", "schedule_id",
+    "created_at", "updated_at", "result", "last_error", "schedule_id", "destination",
 )
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 _TYPES = {
@@ -47,7 +48,7 @@ def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
         payload=spec["payload"], headers=spec.get("headers"),
         idempotency_key=spec.get("idempotency_key"), attempt=0,
         visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
-        schedule_id=spec.get("schedule_id"),
+        schedule_id=spec.get("schedule_id"), destination=destination_of(spec["callback_url"]),
     )
     return row
 

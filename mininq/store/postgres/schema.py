@@ -10,14 +10,30 @@ heartbeats use `timestamptz` because they are on database time (`now()`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 
+from mininq.destination import destination_of
 from mininq.metrics.history import COLUMNS
 
 MIGRATION_LOCK = 0x6D696E696E71  # "mininq"
 CLEANUP_LOCK = 0x6D696E696E72
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
+
+
+async def _backfill_destinations(conn: asyncpg.Connection) -> None:
+    """The destination of every job still to deliver (computed in Python, as at creation)."""
+    rows = await conn.fetch(
+        "SELECT id, callback_url FROM jobs WHERE status IN ('pending', 'running')")
+    if rows:
+        await conn.execute(
+            "UPDATE jobs SET destination = d.destination "
+            "FROM unnest($1::text[], $2::text[]) AS d(id, destination) WHERE jobs.id = d.id",
+            [r["id"] for r in rows], [destination_of(r["callback_url"]) for r in rows])
+
+
+MIGRATIONS: list[tuple[str, list[str | Callable[[asyncpg.Connection], Awaitable[None]]]]] = [
     (
         "initial schema",
         [
@@ -145,6 +161,47 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "destinations",
+        [
+            # scheme://host:port of callback_url (mininq/destination.py), so that
+            # a claim can leave out a destination's jobs by an indexed column.
+            "ALTER TABLE jobs ADD COLUMN destination text NOT NULL DEFAULT ''",
+            _backfill_destinations,
+            # The claim order per queue as before; destination rides in the
+            # index so that rows of a left-out destination are skipped there.
+            "DROP INDEX jobs_claim",
+            """CREATE INDEX jobs_claim ON jobs (queue_name, priority DESC, visible_at, id)
+               INCLUDE (destination) WHERE status = 'pending'""",
+            "DROP INDEX jobs_due",
+            """CREATE INDEX jobs_due ON jobs (queue_name, visible_at) INCLUDE (destination)
+               WHERE status = 'pending'""",
+            # One destination's jobs in claim order per queue (a claim of a
+            # destination with little room), and its pending count.
+            """CREATE INDEX jobs_destination ON jobs (destination, queue_name, priority DESC,
+                   visible_at, id) WHERE status = 'pending'""",
+            # Each node's view of its destinations, written by its engine with
+            # its outcome batches, read by GET /destinations. `resets` counts
+            # POST /destinations/reset; each engine applies the new ones.
+            """CREATE TABLE destinations (
+                node text NOT NULL,
+                destination text NOT NULL,
+                state text NOT NULL,
+                "limit" integer NOT NULL,
+                in_flight integer NOT NULL,
+                consecutive_failures integer NOT NULL,
+                last_status integer,
+                last_error text,
+                open_until bigint,
+                delivered bigint NOT NULL,
+                failed bigint NOT NULL,
+                seen_at bigint NOT NULL,
+                resets integer NOT NULL DEFAULT 0,
+                PRIMARY KEY (node, destination)
+            )""",
+            "CREATE INDEX destinations_seen ON destinations (seen_at)",
+        ],
+    ),
+    (
         "per-minute history",
         [
             # One row per minute and queue (SPEC §11), added to by every node
@@ -185,7 +242,10 @@ async def migrate(conn: asyncpg.Connection) -> int:
         for number, (_name, statements) in enumerate(MIGRATIONS[version:], start=version + 1):
             async with conn.transaction():
                 for statement in statements:
-                    await conn.execute(statement)
+                    if callable(statement):
+                        await statement(conn)
+                    else:
+                        await conn.execute(statement)
                 await conn.execute("UPDATE mininq_schema SET version = $1", number)
         return SCHEMA_VERSION
     finally:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from mininq.clock import now_ms
 from mininq.faults import FAULTS
 from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
+from mininq.store.sqlite import destinations as dest_sql
 from mininq.store.sqlite import dispatch, history, jobs, queues, schedules, stats
 from mininq.store.sqlite.connection import Database, connect_sync
 from mininq.store.sqlite.liveness import FileLockLiveness
@@ -48,7 +50,7 @@ class SqliteBackend(Backend):
 
     async def open_store(self, defaults: Any, node_id: str | None = None,
                          durable_writes: bool = True) -> Store:
-        store = SqliteStore(self.db_path, defaults)
+        store = SqliteStore(self.db_path, defaults, node_id)
         await store.open()
         return store
 
@@ -63,9 +65,10 @@ class SqliteBackend(Backend):
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str, defaults: Any) -> None:
+    def __init__(self, path: str, defaults: Any, node_id: str | None = None) -> None:
         self.db = Database(path)
         self.defaults = defaults
+        self.node_id = node_id or ""
 
     async def open(self) -> None:
         await self.db.open()
@@ -169,14 +172,35 @@ class SqliteStore(Store):
     async def queue_settings(self) -> list[dict]:
         return await self.db.read(queues.queue_settings)
 
-    async def next_due(self, queue_names: list[str]) -> dict[str, int]:
-        return await self.db.read(dispatch.next_due, queue_names)
+    async def next_due(self, queue_names: list[str], exclude: Sequence[str] = ()) -> dict[str, int]:
+        return await self.db.read(dispatch.next_due, queue_names, exclude)
 
-    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int) -> list[dict]:
-        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms)
+    async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
+                    exclude: Sequence[str] = (), only: str | None = None,
+                    total: int | None = None) -> list[dict]:
+        return await self.db.write(dispatch.claim, allocations, now_ms(), margin_ms, exclude,
+                                   only, total)
 
-    async def finish(self, outcomes: list[dict]) -> int:
-        return await self.db.write(dispatch.finish, outcomes, now_ms())
+    async def due_destinations(self, destinations: Sequence[str]) -> set[str]:
+        return await self.db.read(dispatch.due_destinations, destinations, now_ms())
+
+    async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        def write(conn: Any, now: int) -> int:
+            n = dispatch.finish(conn, outcomes, now) if outcomes else 0
+            if destinations:
+                dest_sql.save(conn, self.node_id, destinations, now)
+            return n
+
+        return await self.db.write(write, now_ms())
+
+    async def list_destinations(self) -> list[dict]:
+        return await self.db.read(dest_sql.list_destinations, now_ms())
+
+    async def reset_destination(self, destination: str, limit: int) -> list[dict]:
+        return await self.db.write(dest_sql.reset, destination, limit)
+
+    async def destination_resets(self) -> dict[str, int]:
+        return await self.db.read(dest_sql.resets, self.node_id)
 
     async def reap(self, before: int, process_died: bool) -> list[dict]:
         return await self.db.write(dispatch.reap, now_ms(), before, process_died)

@@ -3,9 +3,10 @@ delete finished jobs past retention."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from mininq.metrics import history as rollup
 from mininq.store.rules import (
@@ -21,8 +22,8 @@ _CLAIM = """
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = :now,
     lease_until = :now + timeout_ms + :margin, updated_at = :now
 WHERE id IN (
-    SELECT id FROM jobs INDEXED BY jobs_claim
-    WHERE status = 'pending' AND queue_name = :queue AND visible_at <= :now
+    SELECT id FROM jobs INDEXED BY {index}
+    WHERE status = 'pending' AND queue_name = :queue AND visible_at <= :now AND {which}
     ORDER BY priority DESC, visible_at, id
     LIMIT :n
 )
@@ -30,8 +31,14 @@ WHERE id IN (
 -- pause committed since then still wins.
 AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 1)
 RETURNING id, queue_name, priority, visible_at, callback_url, payload, headers, attempt,
-    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms
+    max_retries, retry_backoff, base_delay_ms, max_delay_ms, timeout_ms, destination
 """
+# Every destination but the left-out ones, in the queue's claim order: the
+# destination column is in jobs_claim, so left-out rows are skipped in the index.
+_CLAIM_ANY = _CLAIM.format(
+    index="jobs_claim", which="destination NOT IN (SELECT value FROM json_each(:exclude))")
+# One destination's jobs only.
+_CLAIM_ONE = _CLAIM.format(index="jobs_destination", which="destination = :only")
 
 _FINISH = """
 UPDATE jobs SET status = :status, visible_at = coalesce(:visible_at, visible_at),
@@ -54,20 +61,26 @@ RETURNING id, queue_name, attempt, started_at, status
 """
 
 
-def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int, margin_ms: int) -> list[dict]:
-    """Lease up to n due jobs of each queue; jobs come back in claim order.
+def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now: int,
+          margin_ms: int, exclude: Sequence[str] = (), only: str | None = None,
+          total: int | None = None) -> list[dict]:
+    """Lease up to n due jobs of each queue, leaving out the destinations in
+    `exclude` (or taking only those of `only`), `total` at most in all; jobs
+    come back in claim order (per queue).
 
     The claim index is named: left to itself the planner prefers jobs_due
     (queue, visible_at) and sorts every due job to find the first n.
     """
     claimed: list[dict] = []
+    sql = _CLAIM_ANY if only is None else _CLAIM_ONE
+    params = {"now": now, "margin": margin_ms, "exclude": json.dumps(list(exclude)), "only": only}
+    left = total if total is not None else sum(n for _, n in allocations)
     for queue, n in allocations:
+        n = min(n, left)
         if n <= 0:
             continue
-        rows = [
-            dict(r)
-            for r in conn.execute(_CLAIM, {"now": now, "margin": margin_ms, "queue": queue, "n": n})
-        ]
+        rows = [dict(r) for r in conn.execute(sql, {**params, "queue": queue, "n": n})]
+        left -= len(rows)
         # RETURNING's order is unspecified; restore the claim order.
         rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
         if rows:
@@ -76,14 +89,30 @@ def claim(conn: sqlite3.Connection, allocations: Iterable[tuple[str, int]], now:
     return claimed
 
 
-def next_due(conn: sqlite3.Connection, queues: Iterable[str]) -> dict[str, int]:
-    """Earliest visible_at among pending jobs, per queue that has any."""
+def due_destinations(conn: sqlite3.Connection, destinations: Iterable[str],
+                     now: int) -> set[str]:
+    """The destinations among these with a pending job due now."""
+    return {d for d in destinations if conn.execute(
+        "SELECT 1 FROM jobs INDEXED BY jobs_destination "
+        "WHERE destination = ? AND status = 'pending' AND visible_at <= ? LIMIT 1",
+        (d, now)).fetchone()}
+
+
+_NEXT_DUE = """
+SELECT MIN(visible_at) FROM jobs INDEXED BY jobs_due
+WHERE status = 'pending' AND queue_name = ?
+    AND destination NOT IN (SELECT value FROM json_each(?))
+"""
+
+
+def next_due(conn: sqlite3.Connection, queues: Iterable[str],
+             exclude: Sequence[str] = ()) -> dict[str, int]:
+    """Earliest visible_at among pending jobs, per queue that has any, leaving
+    out the destinations in `exclude`."""
     out = {}
+    left_out = json.dumps(list(exclude))
     for queue in queues:
-        row = conn.execute(
-            "SELECT MIN(visible_at) FROM jobs WHERE status = 'pending' AND queue_name = ?",
-            (queue,),
-        ).fetchone()
+        row = conn.execute(_NEXT_DUE, (queue, left_out)).fetchone()
         if row[0] is not None:
             out[queue] = row[0]
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from mininq.destination import destination_of
 from mininq.metrics.history import COLUMNS
 from mininq.store.errors import DatabaseRefused
 from mininq.store.sqlite.identity import MININQ_APPLICATION_ID
@@ -147,6 +148,48 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             ) WITHOUT ROWID""",
         ],
     ),
+    (
+        "destinations",
+        [
+            # scheme://host:port of callback_url (mininq/destination.py), so that
+            # a claim can leave out a destination's jobs by an indexed column.
+            "ALTER TABLE jobs ADD COLUMN destination TEXT NOT NULL DEFAULT ''",
+            """UPDATE jobs SET destination = mininq_destination(callback_url)
+               WHERE status IN ('pending', 'running')""",
+            # The claim order per queue as before; destination rides in the
+            # index so that rows of a left-out destination are skipped there.
+            "DROP INDEX jobs_claim",
+            """CREATE INDEX jobs_claim ON jobs (queue_name, priority DESC, visible_at, id,
+                   destination) WHERE status = 'pending'""",
+            "DROP INDEX jobs_due",
+            """CREATE INDEX jobs_due ON jobs (queue_name, visible_at, destination)
+               WHERE status = 'pending'""",
+            # One destination's jobs in claim order per queue (a claim of a
+            # destination with little room), and its pending count.
+            """CREATE INDEX jobs_destination ON jobs (destination, queue_name, priority DESC,
+                   visible_at, id) WHERE status = 'pending'""",
+            # Each node's (here: the engine's) view of its destinations, written
+            # by the engine with its outcome batches, read by GET /destinations.
+            # `resets` counts POST /destinations/reset; the engine applies new ones.
+            """CREATE TABLE destinations (
+                node TEXT NOT NULL,
+                destination TEXT NOT NULL,
+                state TEXT NOT NULL,
+                "limit" INTEGER NOT NULL,
+                in_flight INTEGER NOT NULL,
+                consecutive_failures INTEGER NOT NULL,
+                last_status INTEGER,
+                last_error TEXT,
+                open_until INTEGER,
+                delivered INTEGER NOT NULL,
+                failed INTEGER NOT NULL,
+                seen_at INTEGER NOT NULL,
+                resets INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (node, destination)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX destinations_seen ON destinations (seen_at)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -176,6 +219,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         )
     if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         conn.execute("PRAGMA journal_mode=WAL")
+    conn.create_function("mininq_destination", 1, destination_of, deterministic=True)
     for number, (_name, statements) in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
