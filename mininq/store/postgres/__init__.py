@@ -16,7 +16,6 @@ the flush.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -278,13 +277,10 @@ class PostgresStore(Store):
         rated = [(q, n) for q, n in allocations if q in self._rated and n > 0]
         rows: list[dict] = []
         if plain:
-            rows = await self.write(dispatch.claim, plain, now, margin_ms, self.node_id, limit,
-                                    exclude, only, total, transaction=False)
-            got = Counter(r["queue_name"] for r in rows)
-            short = [q for q, n in plain if got[q] < n]
-            if short:
-                async with self.pool.acquire() as conn:
-                    newly = await dispatch.rated(conn, short)
+            rows, newly = await self.write(dispatch.claim, plain, now, margin_ms,
+                                           self.node_id, limit, exclude, only, total,
+                                           transaction=False)
+            if newly:
                 self._rated |= newly
                 rated += [(q, n) for q, n in plain if q in newly]
         if total is not None:

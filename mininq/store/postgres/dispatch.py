@@ -35,7 +35,10 @@ DB_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 # the planner never updates more rows than each LIMIT, and the in-flight
 # counts and job counts ($7: the shard, see counts.py) move in the same
 # statement. Queues with a token bucket ($8 true) go through `claim_rated`,
-# which reads and writes the bucket around this statement in one transaction.
+# which reads and writes the bucket around this statement in one transaction;
+# without $8 the statement also names, in rows of their own with only `rated`
+# set, the asked-for queues it left out for having one (no second round trip
+# to find out why a claim came up short).
 _CLAIM = """
 WITH q AS MATERIALIZED (
     SELECT name, least(a.n, coalesce(max_concurrency, $3) - in_flight) AS n
@@ -70,7 +73,12 @@ WITH q AS MATERIALIZED (
     ORDER BY 1, 2
     ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
 )
-SELECT * FROM claimed
+SELECT claimed.*, NULL::text AS rated FROM claimed
+UNION ALL
+SELECT claimed.*, r.name FROM (
+    SELECT name FROM queues
+    WHERE name = ANY($1::text[]) AND rate_limit_rps IS NOT NULL AND NOT $8
+) AS r LEFT JOIN claimed ON false
 """
 # Every destination but the left-out ones ($9), through jobs_claim (which
 # includes destination, so left-out rows are skipped in the index); or the
@@ -103,38 +111,39 @@ def _bucket(q: Any) -> TokenBucket | None:
 async def _claim(conn: asyncpg.Connection, wanted: dict[str, int], now: int, margin_ms: int,
                  node_id: str | None, default_limit: int, rated: bool,
                  exclude: Sequence[str], only: str | None,
-                 total: int | None = None) -> list[dict]:
+                 total: int | None = None) -> tuple[list[dict], set[str]]:
     names = sorted(wanted)
     extra = [list(exclude)] if only is None else [
         only, sum(wanted.values()) if total is None else total]
-    rows = [dict(r) for r in await conn.fetch(
-        _CLAIM_ANY if only is None else _CLAIM_ONE,
-        names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
-        random.randrange(counts.SHARDS), rated, *extra)]
+    rows, skipped = [], set()
+    for r in await conn.fetch(
+            _CLAIM_ANY if only is None else _CLAIM_ONE,
+            names, [wanted[n] for n in names], default_limit, now, margin_ms, node_id,
+            random.randrange(counts.SHARDS), rated, *extra):
+        if r["rated"] is not None:
+            skipped.add(r["rated"])
+        else:
+            row = dict(r)
+            del row["rated"]
+            rows.append(row)
     rows.sort(key=lambda r: (-r["priority"], r["visible_at"], r["id"]))
-    return rows
+    return rows, skipped
 
 
 async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
                 margin_ms: int, node_id: str | None, default_limit: int,
                 exclude: Sequence[str] = (), only: str | None = None,
-                total: int | None = None) -> list[dict]:
+                total: int | None = None) -> tuple[list[dict], set[str]]:
     """Lease up to n due jobs of each queue without a rate limit, within its
     global max_concurrency, none of the destinations in `exclude` (or only
     those of `only`, `total` at most); one statement (run it outside a transaction).
-    Queues with a rate limit get nothing here: see `claim_rated`."""
+    Queues with a rate limit get nothing here (see `claim_rated`): the second
+    value names those among the asked-for ones."""
     wanted = {q: n for q, n in allocations if n > 0}
     if not wanted:
-        return []
+        return [], set()
     return await _claim(conn, wanted, now, margin_ms, node_id, default_limit, False,
                         exclude, only, total)
-
-
-async def rated(conn: asyncpg.Connection, names: list[str]) -> set[str]:
-    """Which of these queues have a rate limit."""
-    return {r["name"] for r in await conn.fetch(
-        "SELECT name FROM queues WHERE name = ANY($1::text[]) AND rate_limit_rps IS NOT NULL",
-        names)}
 
 
 async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int]], now: int,
@@ -160,8 +169,8 @@ async def claim_rated(conn: asyncpg.Connection, allocations: list[tuple[str, int
     still = {q["name"] for q in locked}
     if not allowed:
         return [], still
-    rows = await _claim(conn, allowed, now, margin_ms, node_id, default_limit, True,
-                        exclude, only, total)
+    rows, _ = await _claim(conn, allowed, now, margin_ms, node_id, default_limit, True,
+                           exclude, only, total)
     got = Counter(r["queue_name"] for r in rows)
     spent = [(name, *b.state()) for name, (b, at) in buckets.items()
              if got[name] and b.take(at, got[name])]
