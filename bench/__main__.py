@@ -151,7 +151,8 @@ def plan(rcv: receiver_mod.Receiver, s: Settings, tmp: str) -> list[Step]:
         return {"fill": fill, "w1": out, "list": listing, "rss_bytes": server.rss_bytes()}
 
     def pg_w1(nodes: list[mininq_runs.MininqServer]) -> dict:
-        return postgres.throughput(nodes, rcv, "w1", s.jobs)
+        with profiled(nodes[0], s, f"pg-w1x{len(nodes)}"):
+            return postgres.throughput(nodes, rcv, "w1", s.jobs)
 
     def pg_w2(nodes: list[mininq_runs.MininqServer]) -> dict:
         return {"phases": mininq_runs.latency(nodes[0], rcv, s.w2_phases)}
