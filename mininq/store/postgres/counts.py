@@ -52,6 +52,26 @@ async def add(conn: asyncpg.Connection, increments: dict[tuple[str, str, str], f
                            [r[2] for r in rows], random.randrange(SHARDS), [r[3] for r in rows])
 
 
+_CREATED_CTES = """
+pending AS (
+    INSERT INTO job_counts (queue_name, status, shard, n)
+    SELECT q, 'pending', {shard}, n FROM unnest({queues}::text[], {counts}::bigint[]) AS t(q, n)
+    ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
+), made AS (
+    INSERT INTO counters (name, queue_name, key, shard, value)
+    SELECT 'jobs_created', q, '', {shard}, n FROM unnest({queues}::text[], {counts}::bigint[]) AS t(q, n)
+    ON CONFLICT (name, queue_name, key, shard)
+    DO UPDATE SET value = counters.value + excluded.value
+)"""
+
+
+def created_ctes(queues: str, counts: str, shard: str) -> str:
+    """What `created` does, as two CTEs (`pending`, `made`) for a larger
+    statement: `queues` and `counts` name parallel array parameters (in queue
+    order), `shard` the shard's."""
+    return _CREATED_CTES.format(queues=queues, counts=counts, shard=shard)
+
+
 _CREATED = """
 WITH counted AS (
     INSERT INTO job_counts (queue_name, status, shard, n)

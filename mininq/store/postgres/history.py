@@ -23,6 +23,21 @@ _UPSERT = (
     + ") " + _ADD_ON_CONFLICT
 )
 
+
+
+def created_upsert(queues: str, counts: str, minute: str) -> str:
+    """The statement adding created jobs to one minute's rows: `queues` and
+    `counts` name parallel array parameters (in queue order), `minute` the
+    minute's start; for the create statement's last part."""
+    return (
+        f"INSERT INTO history (minute, queue_name, {', '.join(COLUMNS)}) "
+        f"SELECT {minute}::int8, q, "
+        + ", ".join("n" if c == "created" else "0" for c in COLUMNS)
+        + f" FROM unnest({queues}::text[], {counts}::int8[]) AS t(q, n) "
+        + _ADD_ON_CONFLICT
+    )
+
+
 # The history part of dispatch._FINISH: a CTE over `done` (the outcomes that
 # took effect: minute, queue_name, status, bucket), one row per (minute, queue).
 # `bucket` is the duration bucket's index, NULL for an attempt without one.

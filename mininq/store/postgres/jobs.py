@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
@@ -36,6 +37,17 @@ _INSERT_KEYED = (
     f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ("
     + ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
     + ") ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id"
+)
+
+# A batch's rows without a key, its queues' pending counts and jobs_created
+# counters, and its minute's history rows, in one statement (three round trips
+# were a third of the create path's time); rows with a key are inserted
+# one by one before it, and the counts include them.
+_N = len(COLUMNS)
+_INSERT_COUNTED = (
+    f"WITH inserted AS ({_INSERT_MANY}),"
+    + counts.created_ctes(f"${_N + 1}", f"${_N + 2}", f"${_N + 3}")
+    + " " + history.created_upsert(f"${_N + 1}", f"${_N + 2}", f"${_N + 4}")
 )
 
 
@@ -88,10 +100,12 @@ async def create_many(conn: asyncpg.Connection, calls: list[list[dict]], default
             per_queue[name] += 1
             out.append((row, True))
         results.append(out)
-    if plain:
-        await conn.execute(_INSERT_MANY, *([r[c] for r in plain] for c in COLUMNS))
-    await counts.created(conn, per_queue)
-    await history.record(conn, rollup.of_created(((q, now), n) for q, n in per_queue.items()))
+    made = sorted((q, n) for q, n in per_queue.items() if n)
+    if made:
+        await conn.execute(
+            _INSERT_COUNTED, *([r[c] for r in plain] for c in COLUMNS),
+            [q for q, _ in made], [n for _, n in made], random.randrange(counts.SHARDS),
+            rollup.minute_start(now))
     return results
 
 
