@@ -9,6 +9,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
+from mininq.destination import destination_of
+from mininq.ids import uuid7
+
 STATUSES = ("pending", "running", "completed", "dead", "cancelled")
 FINISHED = ("completed", "dead", "cancelled")
 JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
@@ -37,6 +40,30 @@ NODE_LOST = "interrupted: the node delivering it stopped answering before an ans
 
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BUCKET_KEYS = tuple(repr(le) for le in HISTOGRAM_BUCKETS)
+
+
+JOB_COLUMNS = (
+    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
+    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
+    "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
+    "created_at", "updated_at", "result", "last_error", "schedule_id", "destination",
+)
+
+
+def new_job_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
+    """The row a validated create spec becomes: every JOB_COLUMNS key, settings
+    resolved, pending and due at `visible_at` (now unless delayed)."""
+    row = dict.fromkeys(JOB_COLUMNS)
+    row.update(resolve_job_defaults(spec, queue, defaults))
+    row.update(
+        id=uuid7(), queue_name=spec["queue_name"], status="pending",
+        priority=spec.get("priority", 0), callback_url=spec["callback_url"],
+        payload=spec["payload"], headers=spec.get("headers"),
+        idempotency_key=spec.get("idempotency_key"), attempt=0,
+        visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
+        schedule_id=spec.get("schedule_id"), destination=destination_of(spec["callback_url"]),
+    )
+    return row
 
 
 def resolve_job_defaults(spec: dict, queue: Any, defaults: Any) -> dict:

@@ -1,25 +1,31 @@
 """SQL of the per-minute history (SPEC §11): add rollups, read sums, prune.
 
-Every node adds to the same (minute, queue) rows, so each write is an upsert
-that adds to the row's columns; rows go in (minute, queue) order within a
-statement, so two nodes' transactions never lock rows crosswise. The
-arithmetic (which minute, which bucket) is in mininq.metrics.history.
+Each write adds to (minute, queue, shard) rows with an upsert, the shard
+picked at random per transaction as for the counts (counts.py): every create
+and outcome batch of every node adds to its minute, and one row per minute
+and queue would make them wait on each other's row lock. Reads sum the
+shards. Rows go in (minute, queue) order within a statement, so two
+transactions never lock rows crosswise. The arithmetic (which minute, which
+bucket) is in mininq.metrics.history.
 """
 
 from __future__ import annotations
 
+import random
+
 import asyncpg
 
 from mininq.metrics.history import COLUMNS, HIST, Rollups
+from mininq.store.postgres.counts import SHARDS
 
 _ADD_ON_CONFLICT = (
-    "ON CONFLICT (minute, queue_name) DO UPDATE SET "
+    "ON CONFLICT (minute, queue_name, shard) DO UPDATE SET "
     + ", ".join(f"{c} = history.{c} + excluded.{c}" for c in COLUMNS)
 )
 _UPSERT = (
-    f"INSERT INTO history (minute, queue_name, {', '.join(COLUMNS)}) "
-    "SELECT * FROM unnest($1::int8[], $2::text[], "
-    + ", ".join(f"${i}::int8[]" for i in range(3, 3 + len(COLUMNS)))
+    f"INSERT INTO history (shard, minute, queue_name, {', '.join(COLUMNS)}) "
+    "SELECT $1::int2, * FROM unnest($2::int8[], $3::text[], "
+    + ", ".join(f"${i}::int8[]" for i in range(4, 4 + len(COLUMNS)))
     + ") " + _ADD_ON_CONFLICT
 )
 
@@ -39,7 +45,8 @@ def created_upsert(queues: str, counts: str, minute: str) -> str:
 
 
 # The history part of dispatch._FINISH: a CTE over `done` (the outcomes that
-# took effect: minute, queue_name, status, bucket), one row per (minute, queue).
+# took effect: minute, queue_name, status, bucket), one row per (minute, queue),
+# in the shard the statement's counts use ($9).
 # `bucket` is the duration bucket's index, NULL for an attempt without one.
 _FROM_DONE = {
     "created": "0",
@@ -48,8 +55,8 @@ _FROM_DONE = {
     "dead": "count(*) FILTER (WHERE status = 'dead')",
 } | {c: f"count(*) FILTER (WHERE bucket = {i})" for i, c in enumerate(HIST)}
 FINISH_CTE = (
-    f"INSERT INTO history (minute, queue_name, {', '.join(COLUMNS)}) "
-    f"SELECT minute, queue_name, {', '.join(_FROM_DONE[c] for c in COLUMNS)} "
+    f"INSERT INTO history (shard, minute, queue_name, {', '.join(COLUMNS)}) "
+    f"SELECT $9::int2, minute, queue_name, {', '.join(_FROM_DONE[c] for c in COLUMNS)} "
     "FROM done GROUP BY minute, queue_name ORDER BY minute, queue_name "
     + _ADD_ON_CONFLICT
 )
@@ -63,7 +70,7 @@ async def record(conn: asyncpg.Connection, rollups: Rollups) -> None:
         return
     rows = sorted((minute, queue, values) for (queue, minute), values in rollups.items())
     await conn.execute(
-        _UPSERT, [r[0] for r in rows], [r[1] for r in rows],
+        _UPSERT, random.randrange(SHARDS), [r[0] for r in rows], [r[1] for r in rows],
         *([r[2][i] for r in rows] for i in range(len(COLUMNS))),
     )
 
@@ -85,8 +92,8 @@ async def prune(conn: asyncpg.Connection, before: int, max_rows: int) -> int:
     """Delete up to `max_rows` rows of minutes before `before`, oldest first;
     rows another node is deleting at the same moment are left to it."""
     done = await conn.execute(
-        "DELETE FROM history WHERE (minute, queue_name) IN ("
-        "SELECT minute, queue_name FROM history WHERE minute < $1 "
+        "DELETE FROM history WHERE (minute, queue_name, shard) IN ("
+        "SELECT minute, queue_name, shard FROM history WHERE minute < $1 "
         "ORDER BY minute LIMIT $2 FOR UPDATE SKIP LOCKED)",
         before, max_rows,
     )

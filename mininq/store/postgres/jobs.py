@@ -8,20 +8,13 @@ from typing import Any
 
 import asyncpg
 
-from mininq.destination import destination_of
-from mininq.ids import uuid7
 from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
 from mininq.store.postgres import counts, history
 from mininq.store.postgres.queues import ensure_queue
-from mininq.store.rules import STATUSES, resolve_job_defaults
+from mininq.store.rules import JOB_COLUMNS, STATUSES, new_job_row
 
-COLUMNS = (
-    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
-    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
-    "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
-    "created_at", "updated_at", "result", "last_error", "schedule_id", "destination",
-)
+COLUMNS = JOB_COLUMNS
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 _TYPES = {
     "priority": "int4", "max_retries": "int4", "attempt": "int4", "base_delay_ms": "int8",
@@ -51,18 +44,6 @@ _INSERT_COUNTED = (
 )
 
 
-def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
-    row = dict.fromkeys(COLUMNS)
-    row.update(resolve_job_defaults(spec, queue, defaults))
-    row.update(
-        id=uuid7(), queue_name=spec["queue_name"], status="pending",
-        priority=spec.get("priority", 0), callback_url=spec["callback_url"],
-        payload=spec["payload"], headers=spec.get("headers"),
-        idempotency_key=spec.get("idempotency_key"), attempt=0,
-        visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
-        schedule_id=spec.get("schedule_id"), destination=destination_of(spec["callback_url"]),
-    )
-    return row
 
 
 async def create_jobs(conn: asyncpg.Connection, specs: list[dict], defaults: Any,
@@ -89,7 +70,7 @@ async def create_many(conn: asyncpg.Connection, calls: list[list[dict]], default
             name = spec["queue_name"]
             if name not in queues:
                 queues[name] = await ensure_queue(conn, name, now)
-            row = _new_row(spec, queues[name], defaults, now)
+            row = new_job_row(spec, queues[name], defaults, now)
             if row["idempotency_key"] is None:
                 plain.append(row)
             elif await conn.fetchval(_INSERT_KEYED, *(row[c] for c in COLUMNS)) is None:

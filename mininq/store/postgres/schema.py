@@ -204,15 +204,16 @@ MIGRATIONS: list[tuple[str, list[str | Callable[[asyncpg.Connection], Awaitable[
     (
         "per-minute history",
         [
-            # One row per minute and queue (SPEC §11), added to by every node
-            # (history.py); columns as in mininq.metrics.history.COLUMNS
-            # (d0..dN: duration buckets).
+            # Rows per minute and queue (SPEC §11) split over shards like the
+            # counts, added to by every node and summed when read (history.py);
+            # columns as in mininq.metrics.history.COLUMNS (d0..dN: duration buckets).
             """CREATE TABLE history (
                 minute bigint NOT NULL,
                 queue_name text NOT NULL,
+                shard smallint NOT NULL,
                 """ + ",\n                ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in COLUMNS)
             + """,
-                PRIMARY KEY (minute, queue_name)
+                PRIMARY KEY (minute, queue_name, shard)
             )""",
         ],
     ),

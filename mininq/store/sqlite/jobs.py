@@ -6,38 +6,19 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from mininq.destination import destination_of
-from mininq.ids import uuid7
 from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
-from mininq.store.rules import STATUSES, resolve_job_defaults
+from mininq.store.rules import JOB_COLUMNS, STATUSES, new_job_row
 from mininq.store.sqlite import counts, history
 from mininq.store.sqlite.queues import ensure_queue
 
-COLUMNS = (
-    "id", "queue_name", "status", "priority", "callback_url", "payload", "headers",
-    "max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms",
-    "idempotency_key", "attempt", "visible_at", "lease_until", "started_at", "completed_at",
-    "created_at", "updated_at", "result", "last_error", "schedule_id", "destination",
-)
+COLUMNS = JOB_COLUMNS
 _INSERT = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _INSERT_KEYED = (
     _INSERT + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
 
 
-def _new_row(spec: dict[str, Any], queue: Any, defaults: Any, now: int) -> dict:
-    row = dict.fromkeys(COLUMNS)
-    row.update(resolve_job_defaults(spec, queue, defaults))
-    row.update(
-        id=uuid7(), queue_name=spec["queue_name"], status="pending",
-        priority=spec.get("priority", 0), callback_url=spec["callback_url"],
-        payload=spec["payload"], headers=spec.get("headers"),
-        idempotency_key=spec.get("idempotency_key"), attempt=0,
-        visible_at=spec.get("visible_at", now), created_at=now, updated_at=now,
-        schedule_id=spec.get("schedule_id"), destination=destination_of(spec["callback_url"]),
-    )
-    return row
 
 
 def create_jobs(conn: sqlite3.Connection, specs: list[dict], defaults: Any, now: int) -> list[tuple[dict, bool]]:
@@ -68,7 +49,7 @@ def _create_many(
             name = spec["queue_name"]
             if name not in queues:
                 queues[name] = ensure_queue(conn, name, now)
-            row = _new_row(spec, queues[name], defaults, now)
+            row = new_job_row(spec, queues[name], defaults, now)
             values = tuple(row[c] for c in COLUMNS)
             if row["idempotency_key"] is None:
                 plain.append(values)
