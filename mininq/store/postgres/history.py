@@ -31,13 +31,13 @@ _UPSERT = (
 
 
 
-def created_upsert(queues: str, counts: str, minute: str) -> str:
+def created_upsert(queues: str, counts: str, shard: str, minute: str) -> str:
     """The statement adding created jobs to one minute's rows: `queues` and
-    `counts` name parallel array parameters (in queue order), `minute` the
-    minute's start; for the create statement's last part."""
+    `counts` name parallel array parameters (in queue order), `shard` the
+    shard's, `minute` the minute's start; for the create statement's last part."""
     return (
-        f"INSERT INTO history (minute, queue_name, {', '.join(COLUMNS)}) "
-        f"SELECT {minute}::int8, q, "
+        f"INSERT INTO history (shard, minute, queue_name, {', '.join(COLUMNS)}) "
+        f"SELECT {shard}::int2, {minute}::int8, q, "
         + ", ".join("n" if c == "created" else "0" for c in COLUMNS)
         + f" FROM unnest({queues}::text[], {counts}::int8[]) AS t(q, n) "
         + _ADD_ON_CONFLICT

@@ -33,16 +33,16 @@ _INSERT_KEYED = (
 )
 
 # A batch's rows without a key, its queues' pending counts and jobs_created
-# counters, and its minute's history rows, in one statement (three round trips
-# were a third of the create path's time); rows with a key are inserted
-# one by one before it, and the counts include them.
+# counters, and its minute's history rows, in one statement: two round trips
+# fewer per batch than one statement each. Rows with a key are inserted one by
+# one before it, and the counts include them.
 _N = len(COLUMNS)
 _INSERT_COUNTED = (
     f"WITH inserted AS ({_INSERT_MANY}),"
     + counts.created_ctes(f"${_N + 1}", f"${_N + 2}", f"${_N + 3}")
-    + " " + history.created_upsert(f"${_N + 1}", f"${_N + 2}", f"${_N + 4}")
+    + " " + history.created_upsert(f"${_N + 1}", f"${_N + 2}", f"${_N + 3}",
+                                  f"${_N + 4}")
 )
-
 
 
 
