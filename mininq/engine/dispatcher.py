@@ -188,6 +188,10 @@ class Dispatcher:
         for q in queues:
             limit = q["max_concurrency"] or defaults.queue_max_concurrency
             space = limit - self.in_flight[q["name"]]
+            if self.store.global_limits:
+                # Finished here but not written: the store still counts them
+                # running, so a claim for their slots would come up short.
+                space -= self.finisher.unwritten[q["name"]]
             # With limits kept by the store across nodes, its claim enforces
             # the bucket; a bucket here would only be this node's share.
             bucket = None if self.store.global_limits else self._bucket(q, now)

@@ -5,6 +5,7 @@ destinations whose state changed meanwhile (what GET /destinations reads)."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from mininq.faults import FAULTS
@@ -27,6 +28,9 @@ class Finisher:
         self._written = written  # told the queues of every batch written
         self._destinations = destinations  # the destination rows changed since last asked
         self._buffer: list[dict] = []
+        # Outcomes added and not written yet, per queue: with limits kept in
+        # the store, their jobs still hold their queue's slots there.
+        self.unwritten: Counter[str] = Counter()
         self._rows: dict[str, dict] = {}  # destination rows not written yet
         self._task: asyncio.Task | None = None
         self._poke: asyncio.TimerHandle | None = None
@@ -49,6 +53,7 @@ class Finisher:
 
     def add(self, outcome: dict) -> None:
         self._buffer.append(outcome)
+        self.unwritten[outcome["queue_name"]] += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._flush())
 
@@ -65,7 +70,9 @@ class Finisher:
                 await self.store.finish(batch, rows)
                 delay = 0.05
                 if batch:
-                    self._written({o["queue_name"] for o in batch})
+                    done = Counter(o["queue_name"] for o in batch)
+                    self.unwritten -= done
+                    self._written(done)
             except Exception as exc:
                 # Keep the outcomes and try again: losing them would re-deliver jobs.
                 if isinstance(exc, Unavailable):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Iterable
 
 from mininq.clock import now_ms
 from mininq.config import Config
@@ -71,9 +72,15 @@ class Engine:
                               cfg.webhooks.max_result_bytes, EgressPolicy.from_lists(
                                   cfg.webhooks.deny_networks, cfg.webhooks.allow_networks))
         await deliverer.open()
-        finisher = Finisher(store, waker.slots_freed,
-                            lambda: dispatcher.destinations.snapshot(now_ms()))
         dispatch_signal = wake.signal(JOBS)
+
+        def written(queues: Iterable[str]) -> None:
+            waker.slots_freed(queues)
+            if store.global_limits:
+                dispatch_signal.set()  # the store has those slots free only now
+
+        finisher = Finisher(store, written,
+                            lambda: dispatcher.destinations.snapshot(now_ms()))
         wake.attach(dispatch_signal, QUEUES, notify=True)
         schedule_signal = wake.signal(SCHEDULES)
         reaper_signal, cleanup_signal = Signal(), Signal()

@@ -269,7 +269,7 @@ class PostgresStore(Store):
     async def claim(self, allocations: list[tuple[str, int]], margin_ms: int,
                     exclude: Sequence[str] = (), only: str | None = None,
                     total: int | None = None) -> list[dict]:
-        """Queues without a rate limit in one statement; those with one (as
+        """Queues without a rate limit in one transaction (lock, claim); those with one (as
         last seen, or found when a claim of theirs came up short) through the
         bucket's transaction."""
         now, limit = now_ms(), self.defaults.queue_max_concurrency
@@ -278,8 +278,7 @@ class PostgresStore(Store):
         rows: list[dict] = []
         if plain:
             rows, newly = await self.write(dispatch.claim, plain, now, margin_ms,
-                                           self.node_id, limit, exclude, only, total,
-                                           transaction=False)
+                                           self.node_id, limit, exclude, only, total)
             if newly:
                 self._rated |= newly
                 rated += [(q, n) for q, n in plain if q in newly]

@@ -52,44 +52,32 @@ async def add(conn: asyncpg.Connection, increments: dict[tuple[str, str, str], f
                            [r[2] for r in rows], random.randrange(SHARDS), [r[3] for r in rows])
 
 
-_CREATED_CTES = """
+_CREATED_COUNTS = """
 pending AS (
     INSERT INTO job_counts (queue_name, status, shard, n)
     SELECT q, 'pending', {shard}, n FROM unnest({queues}::text[], {counts}::bigint[]) AS t(q, n)
     ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
-), made AS (
-    INSERT INTO counters (name, queue_name, key, shard, value)
-    SELECT 'jobs_created', q, '', {shard}, n FROM unnest({queues}::text[], {counts}::bigint[]) AS t(q, n)
-    ON CONFLICT (name, queue_name, key, shard)
-    DO UPDATE SET value = counters.value + excluded.value
+    RETURNING 1
 )"""
-
-
-def created_ctes(queues: str, counts: str, shard: str) -> str:
-    """What `created` does, as two CTEs (`pending`, `made`) for a larger
-    statement: `queues` and `counts` name parallel array parameters (in queue
-    order), `shard` the shard's."""
-    return _CREATED_CTES.format(queues=queues, counts=counts, shard=shard)
-
-
-_CREATED = """
-WITH counted AS (
-    INSERT INTO job_counts (queue_name, status, shard, n)
-    SELECT q, 'pending', $3, n FROM unnest($1::text[], $2::bigint[]) AS t(q, n)
-    ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
-)
+_CREATED_COUNTER = """
 INSERT INTO counters (name, queue_name, key, shard, value)
-SELECT 'jobs_created', q, '', $3, n FROM unnest($1::text[], $2::bigint[]) AS t(q, n)
+SELECT 'jobs_created', q, '', {shard}, n FROM unnest({queues}::text[], {counts}::bigint[]) AS t(q, n)
+WHERE {where}
 ON CONFLICT (name, queue_name, key, shard) DO UPDATE SET value = counters.value + excluded.value
 """
 
 
-async def created(conn: asyncpg.Connection, per_queue: Counter) -> None:
-    """New jobs: pending counts and the jobs_created counter, in one statement."""
-    rows = sorted((q, n) for q, n in per_queue.items() if n)
-    if rows:
-        names, ns = [q for q, _ in rows], [n for _, n in rows]
-        await conn.execute(_CREATED, names, ns, random.randrange(SHARDS))
+def created_counts(queues: str, counts: str, shard: str) -> str:
+    """New jobs' pending counts as a CTE (`pending`) of a larger statement:
+    `queues` and `counts` name parallel array parameters (in queue order),
+    `shard` the shard's."""
+    return _CREATED_COUNTS.format(queues=queues, counts=counts, shard=shard)
+
+
+def created_counter(queues: str, counts: str, shard: str, where: str) -> str:
+    """New jobs' jobs_created counters, as the last part of that statement,
+    its rows filtered by `where` (locks.after)."""
+    return _CREATED_COUNTER.format(queues=queues, counts=counts, shard=shard, where=where)
 
 
 async def per_queue(conn: asyncpg.Connection, name: str | None = None) -> dict[str, dict[str, int]]:

@@ -13,6 +13,7 @@ import asyncpg
 from mininq.engine.ratelimit import TokenBucket
 from mininq.metrics import history as rollup
 from mininq.store.postgres import counts, history
+from mininq.store.postgres.locks import after
 from mininq.store.postgres.schema import CLEANUP_LOCK
 from mininq.store.rules import (
     STATUS_AFTER,
@@ -24,13 +25,17 @@ DB_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
 # A queue's in-flight count lives in its row (`queues.in_flight`), moved by
 # the same statement as each job entering or leaving `running`; a claim locks
-# its queues' rows (in name order), so claims of one queue by several nodes
-# take turns and its limits are exact, while claims of different queues don't
-# wait for each other.
+# its queues' rows (in name order, `_LOCK`) in a statement of its own at the
+# start of its transaction, so claims of one queue by several nodes take
+# turns and its limits are exact, while claims of different queues don't wait
+# for each other. (Locked by the claim statement itself, a row it had to wait
+# for would be locked in its latest version but updated through the older
+# one its snapshot sees, and that update queues behind the next waiter for
+# the row, which waits for this claim: a deadlock.)
 #
-# One statement claims for every queue without a rate limit: the locked rows
-# come back in their latest version (read committed re-reads a row it had to
-# wait for), jobs another claim took meanwhile fail the re-check of
+# One statement then claims for every queue without a rate limit: its
+# snapshot, taken after the lock, sees the rows' latest versions; jobs another
+# claim took meanwhile fail the re-check of
 # `status = 'pending'` and are passed over, the picked CTE is materialized so
 # the planner never updates more rows than each LIMIT, and the in-flight
 # counts and job counts ($7: the shard, see counts.py) move in the same
@@ -44,7 +49,6 @@ WITH q AS MATERIALIZED (
     SELECT name, least(a.n, coalesce(max_concurrency, $3) - in_flight) AS n
     FROM queues JOIN unnest($1::text[], $2::int[]) AS a(queue, n) ON name = a.queue
     WHERE NOT paused AND (rate_limit_rps IS NULL OR $8)
-    ORDER BY name FOR UPDATE OF queues
 ), picked AS MATERIALIZED (
     SELECT p.id FROM q, LATERAL (
         SELECT id FROM jobs
@@ -86,10 +90,13 @@ SELECT claimed.*, r.name FROM (
 _CLAIM_ANY = _CLAIM.format(which="destination <> ALL($9::text[])", cap="")
 _CLAIM_ONE = _CLAIM.format(which="destination = $9::text", cap="LIMIT $10::int")
 
+_LOCK = """
+SELECT name FROM queues WHERE name = ANY($1::text[]) ORDER BY name FOR NO KEY UPDATE
+"""
 _LOCK_RATED = f"""
 SELECT name, rate_limit_rps, rate_limit_burst, tokens, tokens_at, {DB_NOW_MS} AS db_now
 FROM queues WHERE name = ANY($1::text[]) AND NOT paused AND rate_limit_rps IS NOT NULL
-ORDER BY name FOR UPDATE
+ORDER BY name FOR NO KEY UPDATE
 """
 
 _SAVE_BUCKETS = """
@@ -136,12 +143,13 @@ async def claim(conn: asyncpg.Connection, allocations: list[tuple[str, int]], no
                 total: int | None = None) -> tuple[list[dict], set[str]]:
     """Lease up to n due jobs of each queue without a rate limit, within its
     global max_concurrency, none of the destinations in `exclude` (or only
-    those of `only`, `total` at most); one statement (run it outside a transaction).
+    those of `only`, `total` at most); in the caller's transaction.
     Queues with a rate limit get nothing here (see `claim_rated`): the second
     value names those among the asked-for ones."""
     wanted = {q: n for q, n in allocations if n > 0}
     if not wanted:
         return [], set()
+    await conn.execute(_LOCK, sorted(wanted))
     return await _claim(conn, wanted, now, margin_ms, node_id, default_limit, False,
                         exclude, only, total)
 
@@ -236,6 +244,12 @@ SELECT * FROM done
 # /metrics counters and the history rows of the outcomes that took effect
 # ($18: the minute each attempt ended in, $19: its duration bucket or NULL);
 # atomic without a transaction around it.
+#
+# Rows shared with other transactions are taken in the one order every
+# statement here keeps (see AFTER): the queue rows, then job_counts, history
+# and counters rows. A finish holding a job_counts row while it waits for the
+# queue row a claim holds, that claim waiting for the job_counts row, is a
+# deadlock, and each costs a second before the server breaks it.
 _FINISH = """
 WITH done AS (
     UPDATE jobs SET status = o.status, visible_at = coalesce(o.visible_at, jobs.visible_at),
@@ -251,28 +265,32 @@ WITH done AS (
     FROM (SELECT queue_name, count(*)::int AS n FROM done GROUP BY queue_name
           ORDER BY queue_name) AS d
     WHERE queues.name = d.queue_name
+    RETURNING 1
 ), counted AS (
     INSERT INTO job_counts (queue_name, status, shard, n)
     SELECT queue_name, st, $9, sum(d) FROM (
         SELECT queue_name, 'running' AS st, -1 AS d FROM done
         UNION ALL SELECT queue_name, status, 1 FROM done
-    ) AS moves GROUP BY queue_name, st ORDER BY 1, 2
+    ) AS moves WHERE """ + after("lowered") + """ GROUP BY queue_name, st ORDER BY 1, 2
     ON CONFLICT (queue_name, status, shard) DO UPDATE SET n = job_counts.n + excluded.n
+    RETURNING 1
 ), tried AS (
     INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, outcome, error)
     SELECT * FROM unnest($1::text[], $2::int[], $10::int8[], $11::int8[], $12::int[],
                          $13::text[], $6::text[])
+), historied AS (
+    """ + history.finish_cte(after("counted")) + """
+    RETURNING 1
 ), added AS (
     INSERT INTO counters (name, queue_name, key, shard, value)
     SELECT * FROM (
         SELECT a, q, k, $9, v FROM unnest($14::text[], $15::text[], $16::text[],
                                           $17::float8[]) AS t(a, q, k, v)
+        WHERE """ + after("historied") + """
         ORDER BY 1, 2, 3
     ) AS c
     ON CONFLICT (name, queue_name, key, shard)
     DO UPDATE SET value = counters.value + excluded.value
-), historied AS (
-    """ + history.FINISH_CTE + """
 )
 SELECT count(*) FROM done
 """

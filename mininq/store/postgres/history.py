@@ -31,15 +31,16 @@ _UPSERT = (
 
 
 
-def created_upsert(queues: str, counts: str, shard: str, minute: str) -> str:
+def created_upsert(queues: str, counts: str, shard: str, minute: str, where: str) -> str:
     """The statement adding created jobs to one minute's rows: `queues` and
     `counts` name parallel array parameters (in queue order), `shard` the
-    shard's, `minute` the minute's start; for the create statement's last part."""
+    shard's, `minute` the minute's start, `where` a filter (locks.after);
+    for a CTE of the create statement."""
     return (
         f"INSERT INTO history (shard, minute, queue_name, {', '.join(COLUMNS)}) "
         f"SELECT {shard}::int2, {minute}::int8, q, "
         + ", ".join("n" if c == "created" else "0" for c in COLUMNS)
-        + f" FROM unnest({queues}::text[], {counts}::int8[]) AS t(q, n) "
+        + f" FROM unnest({queues}::text[], {counts}::int8[]) AS t(q, n) WHERE {where} "
         + _ADD_ON_CONFLICT
     )
 
@@ -54,12 +55,17 @@ _FROM_DONE = {
     "retried": "count(*) FILTER (WHERE status = 'pending')",
     "dead": "count(*) FILTER (WHERE status = 'dead')",
 } | {c: f"count(*) FILTER (WHERE bucket = {i})" for i, c in enumerate(HIST)}
-FINISH_CTE = (
-    f"INSERT INTO history (shard, minute, queue_name, {', '.join(COLUMNS)}) "
-    f"SELECT $9::int2, minute, queue_name, {', '.join(_FROM_DONE[c] for c in COLUMNS)} "
-    "FROM done GROUP BY minute, queue_name ORDER BY minute, queue_name "
-    + _ADD_ON_CONFLICT
-)
+
+
+def finish_cte(where: str) -> str:
+    """The outcome statement's history insert, its rows filtered by `where`."""
+    return (
+        f"INSERT INTO history (shard, minute, queue_name, {', '.join(COLUMNS)}) "
+        f"SELECT $9::int2, minute, queue_name, {', '.join(_FROM_DONE[c] for c in COLUMNS)} "
+        f"FROM done WHERE {where} GROUP BY minute, queue_name ORDER BY minute, queue_name "
+        + _ADD_ON_CONFLICT
+    )
+
 
 _SUMS = ", ".join(f"sum({c})::int8" for c in COLUMNS)
 

@@ -13,24 +13,22 @@ from mininq.store.rules import SETTING_FIELDS, with_counts
 COLUMNS = ("name", *SETTING_FIELDS, "created_at", "updated_at")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM queues"
 
-_ENSURE = f"""
-WITH made AS (
-    INSERT INTO queues (name, created_at, updated_at) VALUES ($1, $2, $2)
-    ON CONFLICT (name) DO NOTHING RETURNING {', '.join(COLUMNS)}
-)
-SELECT * FROM made UNION ALL {SELECT} WHERE name = $1 LIMIT 1
-"""
+# A key-share lock: the queue can't be deleted before this transaction ends,
+# yet claims and outcomes updating the row's in-flight count (no-key-update
+# locks) neither wait for it nor make it wait.
+_ENSURE = f"{SELECT} WHERE name = $1 FOR KEY SHARE"
 
 
 async def ensure_queue(conn: asyncpg.Connection, name: str, now: int) -> dict:
     """The queue's settings, creating it with the defaults on first use."""
-    row = await conn.fetchrow(_ENSURE, name, now)
-    if row is None:  # created by a transaction that has not committed yet: wait for it
+    while True:
+        row = await conn.fetchrow(_ENSURE, name)
+        if row is not None:
+            return dict(row)
+        # Waits for a transaction inserting the same name, then finds its row.
         await conn.execute(
             "INSERT INTO queues (name, created_at, updated_at) VALUES ($1, $2, $2) "
             "ON CONFLICT (name) DO NOTHING", name, now)
-        row = await conn.fetchrow(f"{SELECT} WHERE name = $1", name)
-    return dict(row)
 
 
 async def get_queue(conn: asyncpg.Connection, name: str) -> dict:
