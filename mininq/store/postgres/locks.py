@@ -2,9 +2,11 @@
 
 Every statement of this backend that writes more than one of these takes
 them in this order: a job's row, its queue's row, then the job_counts,
-history and counters rows (each table's rows in key order). Two
-transactions can then never hold one of these rows each while waiting for
-the other's, which is a deadlock the server breaks only after a second.
+history and counters rows (each table's rows in key order). A claim locks
+its queue rows before the jobs, but skips jobs locked by others instead of
+waiting for them. Two transactions can then never hold one of these rows
+each while waiting for the other's, which is a deadlock the server breaks
+only after a second.
 
 The CTEs of one statement that write other tables run in no order that
 PostgreSQL promises (today, the last one first); a CTE filtered by
