@@ -69,7 +69,13 @@ def run_json(module: str, spec: dict, timeout: float = 1800.0) -> dict:
         raise RuntimeError(
             f"{module} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
         )
-    return json.loads(proc.stdout)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError as exc:
+        raise RuntimeError(
+            f"{module} printed {len(proc.stdout)} characters that are not one JSON "
+            f"document ({exc}); its stderr: {proc.stderr.strip()[-2000:]}"
+        ) from None
 
 
 def read_spec() -> dict:
@@ -78,8 +84,14 @@ def read_spec() -> dict:
 
 
 def write_result(result: dict) -> None:
-    sys.stdout.write(json.dumps(result))
-    sys.stdout.flush()
+    """The result as JSON on stdout, every byte of it: a W2 result (about
+    600 KB) once reached the parent cut short with exit status 0. Written
+    with os.write on a blocking fd, no text buffer in between can drop a tail."""
+    data = memoryview(json.dumps(result).encode())
+    fd = sys.stdout.fileno()
+    os.set_blocking(fd, True)
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def free_port() -> int:
