@@ -4,7 +4,8 @@ Three nodes on different ports share one database made for this module: every
 job is delivered once whichever node took it, a queue's max_concurrency and
 rate limit hold over all nodes together, a schedule's fire time makes one job,
 the per-minute history adds up every node's deliveries, an enqueue on one
-node wakes the others at once, the jobs of a node killed
+node wakes the others at once, a node at a queue's limit claims again as
+soon as its outcomes are written, the jobs of a node killed
 with -9 are delivered by the others, and an idempotency key is global.
 Needs a PostgreSQL server (tests/support/postgres.py): skipped without one,
 failed under CI=true.
@@ -214,6 +215,34 @@ def test_history_adds_up_every_nodes_deliveries(nodes, receiver, qname):
         assert c.get("/metrics/history", minutes=30).expect(200)[-1]["minute"]
         chart = c.get("/dashboard/fragments/chart", chart_queue=qname).text
     assert 'class="chart"' in chart and "Completed <b>360</b>" in chart, chart[:500]
+
+def test_a_node_at_its_queue_limit_claims_again_once_its_outcomes_are_written(
+        receiver, qname, tmp_path):
+    """With max_concurrency 1, each next job is claimed as soon as the
+    previous one's outcome is in the database, not at the next poll (5 s):
+    the store counts the job running until then, so the engine waits for
+    that write rather than claim into a full queue."""
+    with fresh_database("mininq_limit") as database_url:
+        srv = MininqServer(tmp_path / "one", config_toml=NODE_CONFIG,
+                           database_url=database_url)
+        srv.start(timeout=30)
+        try:
+            path = receiver.new_path()
+            with srv.client() as c:
+                c.post("/queues", {"name": qname, "max_concurrency": 1}).expect(201)
+                started = time.monotonic()
+                c.post("/jobs/batch", {"jobs": [
+                    {"queue_name": qname, "callback_url": receiver.url(path)}
+                    for _ in range(10)]}).expect(201)
+            hits = receiver.wait_for(path, 10, timeout=60)
+            took = time.monotonic() - started
+        finally:
+            srv.stop()
+    gaps = [round((b.started - a.started) * 1000) for a, b in zip(hits, hits[1:])]
+    print(f"10 jobs one at a time on one node: {took:.2f} s, gaps {gaps} ms")
+    assert receiver.max_concurrency(path) == 1
+    assert took < 2.0, f"10 jobs took {took:.2f} s one at a time (gaps {gaps} ms)"
+
 
 def test_kill_9_of_a_node_its_jobs_are_delivered_by_the_others(receiver, qname, tmp_path):
     # A database of its own: the module's nodes would take the jobs first.
