@@ -23,37 +23,21 @@ import time
 from bench import huey_peer
 from bench.common import free_port
 from bench.mininq_runs import MininqServer, start_server
+from bench.receiver import RequestProtocol
 
 HEALTHY_DELAY_S = 0.2
 TIMEOUT_S = 2.0
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
-class _Healthy(asyncio.Protocol):
+class _Healthy(RequestProtocol):
     def __init__(self, owner: Receivers) -> None:
+        super().__init__()
         self.owner = owner
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buf[:end].lower()
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if len(self.buf) < end + 4 + length:
-                return
-            self.buf = self.buf[end + 4 + length:]
-            self.owner.arrivals.append(time.monotonic())
-            asyncio.get_running_loop().call_later(HEALTHY_DELAY_S, self._answer)
+    def request(self, head: bytes) -> None:
+        self.owner.arrivals.append(time.monotonic())
+        asyncio.get_running_loop().call_later(HEALTHY_DELAY_S, self._answer)
 
     def _answer(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -43,11 +43,11 @@ class Recorder:
         return {"count": len(self.arrivals), "first": first, "last": last}
 
 
-class ReceiverProtocol(asyncio.Protocol):
-    """HTTP/1.1 keep-alive with Content-Length or chunked bodies; nothing more."""
+class RequestProtocol(asyncio.Protocol):
+    """HTTP/1.1 keep-alive with Content-Length or chunked bodies, nothing
+    more: `request` is called with each whole request's lower-cased headers."""
 
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
+    def __init__(self) -> None:
         self.buf = b""
         self.transport: asyncio.Transport | None = None
 
@@ -56,27 +56,23 @@ class ReceiverProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buf[:end].lower()
-            body_start = end + 4
-            length = _header(head, b"content-length")
-            if length is not None:
-                total = body_start + int(length)
-                if len(self.buf) < total:
-                    return
-            elif _header(head, b"transfer-encoding") == b"chunked":
-                total = _chunked_end(self.buf, body_start)
-                if total < 0:
-                    return
-            else:
-                total = body_start
+        while (request := take_request(self.buf)) is not None:
+            head, total = request
             self.buf = self.buf[total:]
-            self._respond(head)
+            self.request(head)
 
-    def _respond(self, head: bytes) -> None:
+    def request(self, head: bytes) -> None:
+        raise NotImplementedError
+
+
+class ReceiverProtocol(RequestProtocol):
+    """Records each arrival and answers 200 at once; control paths answer figures."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def request(self, head: bytes) -> None:
         assert self.transport is not None
         line_end = head.find(b"\r\n")
         request_line = head if line_end < 0 else head[:line_end]
@@ -104,6 +100,24 @@ class ReceiverProtocol(asyncio.Protocol):
         if command.startswith(b"arrivals"):
             return json.dumps(self.recorder.arrivals).encode()
         return json.dumps(self.recorder.stats()).encode()
+
+
+def take_request(buf: bytes) -> tuple[bytes, int] | None:
+    """The first whole request in `buf`: its lower-cased header block and its
+    length in bytes, body included; None while it is still arriving."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buf[:end].lower()
+    body_start = end + 4
+    length = _header(head, b"content-length")
+    if length is not None:
+        total = body_start + int(length)
+        return (head, total) if len(buf) >= total else None
+    if _header(head, b"transfer-encoding") == b"chunked":
+        total = _chunked_end(buf, body_start)
+        return (head, total) if total >= 0 else None
+    return head, body_start
 
 
 def _header(head: bytes, name: bytes) -> bytes | None:
