@@ -41,6 +41,7 @@ POOL_SIZE = 10
 # at most this many API calls.
 MAX_CREATE_FLUSHES = 2
 CREATE_BATCH = 200
+FORGET_EVERY_MS = 60_000
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -100,6 +101,7 @@ class PostgresStore(Store):
         self._creates: list[tuple[list[dict], asyncio.Future]] = []
         self._flushing = 0
         self._rated: set[str] = set()  # queues last seen with a rate limit
+        self._forgot_at = 0  # when destination rows not seen for an hour were last deleted
 
     async def open(self) -> None:
         settings = {} if self.durable_writes else {"synchronous_commit": "off"}
@@ -296,17 +298,21 @@ class PostgresStore(Store):
             return await dispatch.due_destinations(conn, destinations, now_ms())
 
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
-        """Outcomes alone in one statement; with destination rows, both in
-        one transaction."""
-        if not destinations:
-            return await self.write(dispatch.finish, outcomes, now_ms(), transaction=False)
-
-        async def write(conn: asyncpg.Connection, now: int) -> int:
-            n = await dispatch.finish(conn, outcomes, now) if outcomes else 0
-            await dest_sql.save(conn, self.node_id or "", destinations, now)
-            return n
-
-        return await self.write(write, now_ms())
+        """Outcomes and destination rows in one statement; rows of nodes not
+        seen for an hour are deleted at most once a minute, in a statement
+        of their own."""
+        now, node = now_ms(), self.node_id or ""
+        if outcomes:
+            n = await self.write(dispatch.finish, outcomes, now, node, destinations,
+                                 transaction=False)
+        else:
+            n = 0
+            if destinations:
+                await self.write(dest_sql.save, node, destinations, transaction=False)
+        if destinations and now - self._forgot_at >= FORGET_EVERY_MS:
+            self._forgot_at = now
+            await self.write(dest_sql.forget, now, transaction=False)
+        return n
 
     async def list_destinations(self) -> list[dict]:
         return await self.read(dest_sql.list_destinations, now_ms())

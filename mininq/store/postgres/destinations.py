@@ -14,27 +14,45 @@ _TYPES = {"destination": "text", "state": "text", "limit": "int4", "in_flight": 
           "consecutive_failures": "int4", "last_status": "int4", "last_error": "text",
           "open_until": "int8", "delivered": "int8", "failed": "int8", "seen_at": "int8"}
 _COLUMNS = ", ".join(f'"{f}"' for f in DESTINATION_FIELDS)
-# Rows in destination order: two nodes never lock the same rows (their own),
-# but the order keeps the statement's locking predictable.
-_SAVE = f"""
-INSERT INTO destinations (node, {_COLUMNS})
-SELECT $1, * FROM unnest({', '.join(f'${i}::{_TYPES[f]}[]'
-                                     for i, f in enumerate(DESTINATION_FIELDS, start=2))})
-ORDER BY 1
-ON CONFLICT (node, destination) DO UPDATE SET
-    {', '.join(f'"{f}" = excluded."{f}"' for f in DESTINATION_FIELDS if f != 'destination')}
-"""
+
+
+def upsert(first: int) -> str:
+    """The upsert of one node's rows, its parameters numbered from `first`:
+    the node, then one array per field of DESTINATION_FIELDS, rows in
+    destination order. Other writers of a node's rows: a reset (one
+    statement, these rows only) and `forget` (which never waits)."""
+    arrays = ", ".join(f"${i}::{_TYPES[f]}[]"
+                       for i, f in enumerate(DESTINATION_FIELDS, start=first + 1))
+    sets = ", ".join(f'"{f}" = excluded."{f}"' for f in DESTINATION_FIELDS if f != "destination")
+    return (f"INSERT INTO destinations (node, {_COLUMNS}) SELECT ${first}, * FROM unnest({arrays}) "
+            f"ORDER BY 1 ON CONFLICT (node, destination) DO UPDATE SET {sets}")
+
+
+_SAVE = upsert(1)
 _PENDING = """
 SELECT d, (SELECT count(*) FROM jobs WHERE destination = d AND status = 'pending') AS n
 FROM unnest($1::text[]) AS d
 """
 
 
-async def save(conn: asyncpg.Connection, node: str, rows: Sequence[dict], now: int) -> None:
-    """Upsert this node's rows; forget destinations not seen for an hour."""
+def values(rows: Sequence[dict]) -> list[list]:
+    """The field arrays for `upsert`, rows in destination order."""
     rows = sorted(rows, key=lambda r: r["destination"])
-    await conn.execute(_SAVE, node, *([r[f] for r in rows] for f in DESTINATION_FIELDS))
-    await conn.execute("DELETE FROM destinations WHERE seen_at < $1", now - DESTINATIONS_SEEN_MS)
+    return [[r[f] for r in rows] for f in DESTINATION_FIELDS]
+
+
+async def save(conn: asyncpg.Connection, node: str, rows: Sequence[dict]) -> None:
+    """Upsert this node's rows (with outcomes to write, dispatch.finish does it)."""
+    await conn.execute(_SAVE, node, *values(rows))
+
+
+async def forget(conn: asyncpg.Connection, now: int) -> None:
+    """Delete the rows of any node not seen for an hour, passing over rows
+    being written right now (so this statement never waits)."""
+    await conn.execute(
+        "DELETE FROM destinations WHERE (node, destination) IN ("
+        "SELECT node, destination FROM destinations WHERE seen_at < $1 "
+        "FOR UPDATE SKIP LOCKED)", now - DESTINATIONS_SEEN_MS)
 
 
 async def pending(conn: asyncpg.Connection, destinations: Iterable[str]) -> dict[str, int]:

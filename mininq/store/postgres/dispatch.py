@@ -13,6 +13,7 @@ import asyncpg
 from mininq.engine.ratelimit import TokenBucket
 from mininq.metrics import history as rollup
 from mininq.store.postgres import counts, history
+from mininq.store.postgres import destinations as dest_sql
 from mininq.store.postgres.locks import after
 from mininq.store.postgres.schema import CLEANUP_LOCK
 from mininq.store.rules import (
@@ -245,11 +246,12 @@ SELECT * FROM done
 # ($18: the minute each attempt ended in, $19: its duration bucket or NULL);
 # atomic without a transaction around it.
 #
-# Rows shared with other transactions are taken in the one order every
-# statement here keeps (see AFTER): the queue rows, then job_counts, history
-# and counters rows. A finish holding a job_counts row while it waits for the
-# queue row a claim holds, that claim waiting for the job_counts row, is a
-# deadlock, and each costs a second before the server breaks it.
+# Rows shared with other transactions are taken in the order of locks.py,
+# each CTE run after the one before it by its `after` filter: the jobs, then
+# the queue rows, then job_counts, history and counters rows. (A finish
+# holding a job_counts row while it waits for the queue row a claim holds,
+# that claim waiting for the job_counts row, is a deadlock, and each costs a
+# second before the server breaks it.)
 _FINISH = """
 WITH done AS (
     UPDATE jobs SET status = o.status, visible_at = coalesce(o.visible_at, jobs.visible_at),
@@ -260,11 +262,11 @@ WITH done AS (
         AS o(id, attempt, status, visible_at, result, error, completed_at, minute, bucket)
     WHERE jobs.id = o.id AND jobs.status = 'running' AND jobs.attempt = o.attempt
     RETURNING jobs.queue_name, o.status, o.minute, o.bucket
-), lowered AS (
+){saving}, lowered AS (
     UPDATE queues SET in_flight = greatest(0, queues.in_flight - d.n)
     FROM (SELECT queue_name, count(*)::int AS n FROM done GROUP BY queue_name
           ORDER BY queue_name) AS d
-    WHERE queues.name = d.queue_name
+    WHERE queues.name = d.queue_name AND {after_saving}
     RETURNING 1
 ), counted AS (
     INSERT INTO job_counts (queue_name, status, shard, n)
@@ -294,6 +296,13 @@ WITH done AS (
 )
 SELECT count(*) FROM done
 """
+_FINISH_ONLY = _FINISH.format(saving="", after_saving="true")
+# With the node's destination rows ($20: the node, $21...: their fields),
+# written before the queue rows are taken (locks.py: a reset, the other writer
+# of these rows, may hold them for a moment).
+_FINISH_SAVING = _FINISH.format(
+    saving=", saved AS (" + dest_sql.upsert(20) + " RETURNING 1)",
+    after_saving=after("saved"))
 
 _ATTEMPTS = """
 INSERT INTO attempts (job_id, attempt, started_at, duration_ms, status_code, outcome, error)
@@ -311,14 +320,17 @@ async def _insert_attempts(conn: asyncpg.Connection, rows: list[dict]) -> None:
         ))
 
 
-async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int) -> int:
-    """Record a batch of outcomes in one statement (run it outside a
-    transaction); an outcome whose job is no longer running at that attempt
-    (reaped or rescued meanwhile) changes nothing, its attempt row is still kept."""
+async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int, node: str = "",
+                 destinations: Sequence[dict] = ()) -> int:
+    """Record a batch of outcomes, and the node's changed destination rows,
+    in one statement (run it outside a transaction); an outcome whose job is
+    no longer running at that attempt (reaped or rescued meanwhile) changes
+    nothing, its attempt row is still kept."""
     statuses = [STATUS_AFTER[o["outcome"]] for o in outcomes]
     added = sorted(delivery_counters(outcomes).items())
+    saving = [node, *dest_sql.values(destinations)] if destinations else []
     return await conn.fetchval(
-        _FINISH,
+        _FINISH_SAVING if destinations else _FINISH_ONLY,
         [o["id"] for o in outcomes], [o["attempt"] for o in outcomes], statuses,
         [o.get("visible_at") for o in outcomes], [o.get("result") for o in outcomes],
         [o.get("error") for o in outcomes],
@@ -330,6 +342,7 @@ async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int) -> in
         [float(v) for _, v in added],
         [rollup.minute_start(o["started_at"] + o["duration_ms"]) for o in outcomes],
         [rollup.bucket_of(o["duration_ms"]) if rollup.timed(o) else None for o in outcomes],
+        *saving,
     )
 
 

@@ -1,8 +1,9 @@
 """The order in which statements take rows that other transactions also write.
 
 Every statement of this backend that writes more than one of these takes
-them in this order: a job's row, its queue's row, then the job_counts,
-history and counters rows (each table's rows in key order). A claim locks
+them in this order: a job's row, the node's destination rows, its queue's
+row, then the job_counts, history and counters rows (each table's rows in
+key order). A claim locks
 its queue rows before the jobs, but skips jobs locked by others instead of
 waiting for them. Two transactions can then never hold one of these rows
 each while waiting for the other's, which is a deadlock the server breaks
