@@ -7,6 +7,7 @@ Heavy imports (Sanic, the app) happen only inside `serve`, so --version,
 from __future__ import annotations
 
 import argparse
+import errno
 import multiprocessing
 import os
 import signal
@@ -100,6 +101,13 @@ def _load(args: argparse.Namespace) -> Config:
         _fail("config error", str(e), EXIT_USAGE)
 
 
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: "the address is in use (another mininq, or another program, listens there)",
+    errno.EADDRNOTAVAIL: "no network interface of this machine has that address",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
 def _serve(config: Config) -> None:
     from mininq.logs import get_logger, setup_logging
 
@@ -114,6 +122,15 @@ def _serve(config: Config) -> None:
         # The user's database or its settings, not a bug: one line that names
         # it (never a password), no traceback.
         get_logger("mininq.cli").error("start-up failed: %s", e)
+        sys.exit(EXIT_FAILURE)
+    except OSError as e:
+        if e.filename is not None or e.errno not in _LISTEN_ERRORS:
+            get_logger("mininq.cli").exception("start-up failed")
+            sys.exit(EXIT_FAILURE)
+        # The address (server.host, server.port) can't be had: say which, and why.
+        get_logger("mininq.cli").error(
+            "start-up failed: server.host/server.port %s:%d: cannot listen there: %s",
+            config.server.host, config.server.port, _LISTEN_ERRORS[e.errno])
         sys.exit(EXIT_FAILURE)
     except Exception:  # noqa: BLE001 - logged, then a non-zero exit
         # One log line in the configured format instead of a bare traceback.

@@ -116,6 +116,22 @@ def test_serve_with_bad_config_exits_2_before_starting(tmp_path):
     assert "logging.level" in result.stderr
 
 
+def test_serve_on_a_port_in_use_exits_1_naming_the_address(tmp_path):
+    """One line naming server.host/server.port and why, not a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["serve", "--port", str(port), "--db-path", str(tmp_path / "x.db")],
+                     tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"server.host/server.port 127.0.0.1:{port}: cannot listen there" in output, output
+    assert "in use" in output and "Traceback" not in output, output
+
+
 def test_missing_config_file_exits_2(tmp_path):
     result = run(["check-config", "-c", str(tmp_path / "absent.toml")], tmp_path)
     assert result.returncode == 2
