@@ -15,7 +15,9 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from mininq import __version__
 from mininq import fields as f
+from mininq.api.history import DEFAULT_MINUTES
 from mininq.fields import NO_DEFAULT, Field
+from mininq.metrics.history import MAX_MINUTES
 
 bp = Blueprint("openapi")
 
@@ -665,7 +667,7 @@ PATHS["/metrics/history"] = {
         },
         errors=("400",),
         parameters=[
-            _param("minutes", "query", {**_int(1, 10_080), "default": 60}, "how many minutes"),
+            _param("minutes", "query", {**_int(1, MAX_MINUTES), "default": DEFAULT_MINUTES}, "how many minutes"),
             _param("queue", "query", QUEUE_NAME, "only this queue (an unknown one gives zeros)"),
         ],
         tag="system",
