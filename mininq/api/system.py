@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import Blueprint, HTTPResponse, Request, Sanic
 
 from mininq import __version__
 from mininq.api.responses import json_response
@@ -40,9 +40,13 @@ def _where(request: Request) -> dict:
 
 @bp.get("/nodes")
 async def nodes(request: Request):
-    ctx = request.app.ctx
-    rows = await ctx.store.list_nodes(ctx.node, ctx.config.worker.node_timeout_secs * 1000)
-    return json_response([render_node(r) for r in rows])
+    return json_response([render_node(r) for r in await node_rows(request.app)])
+
+
+async def node_rows(app: Sanic) -> list[dict]:
+    """Every node's row, `alive` if seen within node_timeout_secs (shared with the dashboard)."""
+    ctx = app.ctx
+    return await ctx.store.list_nodes(ctx.node, ctx.config.worker.node_timeout_secs * 1000)
 
 
 def render_node(row: dict) -> dict:

@@ -13,6 +13,7 @@ from sanic import Sanic
 
 from mininq.api import destinations as api_destinations
 from mininq.api import render as api_render
+from mininq.api import system as api_system
 from mininq.api.validate import QUEUE_NAME
 from mininq.clock import now_ms
 from mininq.dashboard import chart as charts
@@ -77,9 +78,7 @@ async def schedules(app: Sanic) -> dict[str, Any]:
 
 
 async def nodes(app: Sanic) -> dict[str, Any]:
-    rows = await app.ctx.store.list_nodes(app.ctx.node,
-                                          app.ctx.config.worker.node_timeout_secs * 1000)
-    return {"nodes": rows}
+    return {"nodes": await api_system.node_rows(app)}
 
 
 async def destinations(app: Sanic) -> dict[str, Any]:
