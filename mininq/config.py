@@ -134,7 +134,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "webhooks.breaker_threshold": (0, 1_000_000),
     # [defaults] takes what the API takes for a queue's or a job's own value.
     **{
-        f"defaults.{name}": (int(spec.lo or 0), int(spec.hi or 0))
+        f"defaults.{name}": spec.int_bounds
         for name, spec in fields.JOB_DEFAULTS.items()
         if spec.kind == "int"
     },

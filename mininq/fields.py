@@ -49,6 +49,11 @@ class Field:
     default: Any = NO_DEFAULT
     description: str = ""
 
+    @property
+    def int_bounds(self) -> tuple[int, int]:
+        """(lo, hi) of an int field as integers, an unset bound as 0."""
+        return int(self.lo or 0), int(self.hi or 0)
+
 
 def _int(lo: int, hi: int, description: str = "", **kw: Any) -> Field:
     return Field("int", lo, hi, description=description, **kw)

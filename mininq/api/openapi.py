@@ -94,7 +94,7 @@ ANY: Schema = {"description": "any JSON value"}
 
 def _kind(spec: Field) -> Schema:
     if spec.kind == "int":
-        return _int(int(spec.lo or 0), int(spec.hi or 0))
+        return _int(*spec.int_bounds)
     if spec.kind == "number":
         return {"type": "number", "exclusiveMinimum": spec.lo, "maximum": spec.hi}
     if spec.kind in ("string", "url"):

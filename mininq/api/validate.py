@@ -57,7 +57,7 @@ def _show(value: Any) -> str:
 def _int(field: str, spec: Field, value: Any) -> int:
     if type(value) is not int:
         raise ValidationError(field, f"expected an integer, got {_show(value)}")
-    lo, hi = int(spec.lo or 0), int(spec.hi or 0)
+    lo, hi = spec.int_bounds
     if not lo <= value <= hi:
         raise ValidationError(field, f"must be between {lo} and {hi}, got {_show(value)}")
     return value
