@@ -247,12 +247,18 @@ SCHEMAS: dict[str, Schema] = {
             "self": {"type": "boolean", "description": "the node that answered"},
         }
     ),
-    "Unhealthy": _closed(
+    "Unhealthy": _obj(
         {
             "error": {"type": "string", "description": "what can't be done and why"},
             "status": {"const": 503},
             "version": {"type": "string"},
-        }
+            "database": {"type": "string", "enum": ["sqlite", "postgresql"],
+                         "description": "absent when the failure is a storage fault "
+                         "(disk full, locked...)"},
+            "node": {"type": "string", "description": "id of the node that answered; absent "
+                     "when the failure is a storage fault (disk full, locked...)"},
+        },
+        ["error", "status", "version"],
     ),
     "Metrics": METRICS,
     "JobCreate": body_schema(
