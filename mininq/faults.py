@@ -4,7 +4,9 @@ When the disk fills, every write fails the same way, perhaps thousands of
 times a second; a traceback each time would flood the log (which may share
 the full disk). Each process keeps one FaultLog: the first failure of a cause
 is logged at once, later ones of that cause within the minute are counted
-into the next line, and the first success after a logged fault says so.
+into the next line. Only the SQLite store logs a cause clearing: once, when a
+job create or the /health write check succeeds after a failed write, so only
+in the HTTP process; the engine's faults, and PostgreSQL's, get no such line.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class FaultLog:
             return
         since = self._unlogged.pop(fault.cause, 0)
         self._last[fault.cause] = now
+        # Failed reads are reported here too (responses.py reports any
+        # Unavailable); the message still says writes, as test_store_faults.py expects.
         log_event(self.log, logging.ERROR, f"database: {fault.cause}; writes fail until fixed",
                   detail=fault.detail, where=where, failures_since_last_line=since)
 

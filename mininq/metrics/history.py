@@ -2,10 +2,13 @@
 
 A rollup is one row per (queue, minute): jobs created, attempts by outcome
 (completed, retried, dead) and a fixed-bucket histogram of attempt durations.
-The engine adds to the rows of the minutes its writes fall in, inside the
-transactions it commits anyway; readers sum rows over minutes (and queues),
-and percentiles come from the summed histogram, so a wide bucket of the
-chart has the true p99 of its minutes, not an average of p99s.
+Writes add to the rows of the minutes they fall in, inside the transactions
+they commit anyway: every job create adds to created, the HTTP process's
+(API creates, schedule triggers) as well as the engine's (schedule fires),
+and the engine's attempt outcomes add the rest; readers sum rows over
+minutes (and queues), and percentiles come from the summed histogram, so a
+wide bucket of the chart has the true p99 of its minutes, not an average of
+p99s.
 
 Rows travel as flat integer lists in `COLUMNS` order, the order the store
 keeps them in.

@@ -183,7 +183,8 @@ class Database:
         self._flushing = False
         self._lock_fd = -1
         # The last write failure that was the machine's fault (disk full,
-        # read-only, locked...); SqliteStore clears it when writes succeed again.
+        # read-only, locked...); SqliteStore clears it when a job create or the
+        # /health write check succeeds (no other write clears it).
         self.fault: Unavailable | None = None
 
     async def open(self) -> None:
