@@ -13,6 +13,7 @@ failed under CI=true.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import subprocess
 import sys
@@ -238,7 +239,7 @@ def test_a_node_at_its_queue_limit_claims_again_once_its_outcomes_are_written(
             took = time.monotonic() - started
         finally:
             srv.stop()
-    gaps = [round((b.started - a.started) * 1000) for a, b in zip(hits, hits[1:])]
+    gaps = [round((b.started - a.started) * 1000) for a, b in itertools.pairwise(hits)]
     print(f"10 jobs one at a time on one node: {took:.2f} s, gaps {gaps} ms")
     assert receiver.max_concurrency(path) == 1
     assert took < 2.0, f"10 jobs took {took:.2f} s one at a time (gaps {gaps} ms)"
