@@ -2,14 +2,17 @@
 
 Pure: CIDR lists in, a verdict per address out. The delivery's resolver
 (`engine/resolver.py`) asks it about every address a host name resolves
-to, and the API about a URL whose host is a literal address.
+to; the API (at creation) and the delivery (before connecting, as aiohttp
+never resolves them) about a URL whose host is a literal address.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -70,3 +73,13 @@ def literal_address(host: str) -> str | None:
         return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def denied_literal(policy: EgressPolicy, url: str) -> tuple[str, str] | None:
+    """(address, deny rule) when the URL's host is a literal address the policy
+    refuses; None for a host name or an address it allows. Cached: most jobs
+    share a few URLs."""
+    address = literal_address(urlsplit(url).hostname or "")
+    rule = None if address is None else policy.denied_by(address)
+    return None if rule is None else (address, rule)
