@@ -12,11 +12,9 @@ from collections import Counter
 
 from mininq.engine.adaptive import DestinationControl, Transition
 from mininq.logs import get_logger, log_event
+from mininq.store.rules import DESTINATIONS_KEPT, DESTINATIONS_SEEN_MS
 
 log = get_logger("mininq.engine")
-
-KEEP = 1_000  # destinations remembered (SPEC §10)
-FORGET_AFTER_MS = 3_600_000
 
 _LOG_LINES = {
     "opened": (logging.WARNING, "breaker opened"),
@@ -58,7 +56,7 @@ class Destinations:
     def control(self, destination: str, now: int) -> DestinationControl:
         c = self.controls.get(destination)
         if c is None:
-            if len(self.controls) >= KEEP:
+            if len(self.controls) >= DESTINATIONS_KEPT:  # destinations remembered (SPEC §10)
                 self._forget(now)
             c = DestinationControl(self.max_limit, self.threshold, seen_at=now)
             self.controls[destination] = c
@@ -150,7 +148,7 @@ class Destinations:
         """Drop the destinations idle longest (none in flight) to make room."""
         idle = sorted((c.seen_at, d) for d, c in self.controls.items() if d not in self.in_flight)
         for seen_at, d in idle[: max(1, len(idle) // 10)]:
-            if seen_at < now - FORGET_AFTER_MS or len(self.controls) >= KEEP:
+            if seen_at < now - DESTINATIONS_SEEN_MS or len(self.controls) >= DESTINATIONS_KEPT:
                 del self.controls[d]
 
     def _log(self, destination: str, changes: list[Transition]) -> None:
