@@ -117,19 +117,17 @@ class Destinations:
         )
         self._log(destination, c.take_changes())
 
-    def reset(self, destination: str) -> bool:
+    def reset(self, destination: str) -> None:
         c = self.controls.get(destination)
         if c is None:
-            return False
+            return
         c.reset()
         self.dirty.add(destination)
         log_event(log, logging.INFO, "breaker reset", destination=destination)
-        return True
 
-    def snapshot(self, now: int, only_dirty: bool = True) -> list[dict]:
+    def snapshot(self, now: int) -> list[dict]:
         """Rows for the destinations table: what changed since the last call."""
-        names = self.dirty if only_dirty else set(self.controls)
-        self.dirty = set()
+        names, self.dirty = self.dirty, set()
         rows = []
         for d in names:
             c = self.controls.get(d)
