@@ -22,7 +22,7 @@ import asyncpg
 
 from mininq.logs import get_logger
 from mininq.store.postgres.connect import connect
-from mininq.wake import JOBS, KINDS, QUEUES, WakeListener, Waker
+from mininq.wake import JOBS, KINDS, WakeListener, Waker
 
 log = get_logger("mininq.engine")
 
@@ -37,13 +37,13 @@ RECONNECT_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 class NotifyWaker(Waker):
     def __init__(self, pool: asyncpg.Pool, node_id: str | None = None) -> None:
+        super().__init__()
         self._pool = pool
         self._node = node_id or ""
         self._due: set[str] = set()  # payloads to send on the next flush
         self._last: dict[str, float] = {}  # payload -> when it was last sent
         self._later: set[str] = set()  # payloads held back by the debounce window
         self._flush_scheduled = False
-        self._seen_queues: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
 
     def wake(self, kind: bytes = JOBS, queue: str = "") -> None:
@@ -52,11 +52,7 @@ class NotifyWaker(Waker):
     def jobs_created(self, queue_names: Iterable[str]) -> None:
         for name in queue_names:
             self.wake(JOBS, name)
-            if name not in self._seen_queues:
-                if len(self._seen_queues) > 10_000:
-                    self._seen_queues.clear()
-                self._seen_queues.add(name)
-                self.wake(QUEUES)
+            self._wake_if_new_queue(name)
 
     def slots_freed(self, queue_names: Iterable[str]) -> None:
         for name in queue_names:
