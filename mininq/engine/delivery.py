@@ -172,13 +172,15 @@ class Deliverer:
             "transport_failure": status is None and error is not None and not denied,
             "retry_after_ms": None,
         }
-        now = now_ms()
-        if status in (429, 503):
-            out["retry_after_ms"] = retry_after_ms(retry_after, now)
         if kind == "completed":
             out["outcome"] = "completed"
             out["result"] = truncate_result(body, self.max_result_bytes)
             return out
+        # A 429 or 503 is never completed; its Retry-After also pauses the
+        # destination, so it is read even when the job goes dead.
+        now = now_ms()
+        if status in (429, 503):
+            out["retry_after_ms"] = retry_after_ms(retry_after, now)
         out["error"] = error if status is None else describe_http_error(status, body)
         if kind == "permanent" or job["attempt"] > job["max_retries"]:
             out["outcome"] = "dead"
