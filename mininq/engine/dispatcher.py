@@ -81,8 +81,7 @@ class Dispatcher:
         self._holding_since: int | None = None
         self._between_ticks.set()
         self._resets_seen: dict[str, int] | None = None
-        self.max_per_destination = (config.webhooks.max_in_flight_per_destination
-                                    or config.worker.concurrency)
+        self.max_per_destination = config.destination_limit
         self.destinations = Destinations(self.max_per_destination,
                                          config.webhooks.breaker_threshold,
                                          config.worker.concurrency)
