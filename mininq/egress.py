@@ -12,7 +12,11 @@ import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from mininq.config import WebhooksConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,6 +51,11 @@ class EgressPolicy:
     @classmethod
     def from_lists(cls, deny: Iterable[str], allow: Iterable[str]) -> EgressPolicy:
         return cls(tuple(parse_networks(deny)), tuple(parse_networks(allow)))
+
+    @classmethod
+    def from_config(cls, webhooks: WebhooksConfig) -> EgressPolicy:
+        """The policy of webhooks.deny_networks and webhooks.allow_networks."""
+        return cls.from_lists(webhooks.deny_networks, webhooks.allow_networks)
 
     @property
     def allows_all(self) -> bool:

@@ -69,8 +69,8 @@ class Engine:
         wake = await backend.listener(store)
         waker = backend.waker(store)
         deliverer = Deliverer(cfg.worker.concurrency, cfg.webhooks.signing_secret,
-                              cfg.webhooks.max_result_bytes, EgressPolicy.from_lists(
-                                  cfg.webhooks.deny_networks, cfg.webhooks.allow_networks))
+                              cfg.webhooks.max_result_bytes,
+                              EgressPolicy.from_config(cfg.webhooks))
         await deliverer.open()
         dispatch_signal = wake.signal(JOBS)
 
