@@ -8,8 +8,9 @@ coalesced per loop turn and sent at most once per `DEBOUNCE_S` per
 came meanwhile, so the last change is never left unannounced.
 
 The listener holds one dedicated connection outside the pool (a pooled
-connection is reset with UNLISTEN on release), reconnects when it drops, and
-after a reconnect sets every signal: wakes sent while it was away are lost.
+connection is handed to other calls between uses, so it can't hold a LISTEN
+open), reconnects when it drops, and after a reconnect sets every signal:
+wakes sent while it was away are lost.
 """
 
 from __future__ import annotations
