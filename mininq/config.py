@@ -94,6 +94,13 @@ class Config:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
+    @property
+    def destination_limit(self) -> int:
+        """In-flight deliveries per destination at most (the adaptive limit's
+        ceiling and starting point): max_in_flight_per_destination, or
+        worker.concurrency when that is 0."""
+        return self.webhooks.max_in_flight_per_destination or self.worker.concurrency
+
 
 class ConfigError(Exception):
     """A configuration problem; the message starts with the key or variable to fix."""

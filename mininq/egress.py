@@ -2,14 +2,21 @@
 
 Pure: CIDR lists in, a verdict per address out. The delivery's resolver
 (`engine/resolver.py`) asks it about every address a host name resolves
-to, and the API about a URL whose host is a literal address.
+to; the API (at creation) and the delivery (before connecting, as aiohttp
+never resolves them) about a URL whose host is a literal address.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from mininq.config import WebhooksConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -45,6 +52,11 @@ class EgressPolicy:
     def from_lists(cls, deny: Iterable[str], allow: Iterable[str]) -> EgressPolicy:
         return cls(tuple(parse_networks(deny)), tuple(parse_networks(allow)))
 
+    @classmethod
+    def from_config(cls, webhooks: WebhooksConfig) -> EgressPolicy:
+        """The policy of webhooks.deny_networks and webhooks.allow_networks."""
+        return cls.from_lists(webhooks.deny_networks, webhooks.allow_networks)
+
     @property
     def allows_all(self) -> bool:
         return not self.deny
@@ -70,3 +82,13 @@ def literal_address(host: str) -> str | None:
         return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def denied_literal(policy: EgressPolicy, url: str) -> tuple[str, str] | None:
+    """(address, deny rule) when the URL's host is a literal address the policy
+    refuses; None for a host name or an address it allows. Cached: most jobs
+    share a few URLs."""
+    address = literal_address(urlsplit(url).hostname or "")
+    rule = None if address is None else policy.denied_by(address)
+    return None if rule is None else (address, rule)

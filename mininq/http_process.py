@@ -59,8 +59,7 @@ def add_http(app: Sanic, config: Config, node: NodeInfo) -> None:
         app.ctx.backend_name = backend.name
         app.ctx.store = await backend.open_store(config.defaults, node.id)
         app.ctx.waker = backend.waker(app.ctx.store)
-        app.ctx.egress = EgressPolicy.from_lists(config.webhooks.deny_networks,
-                                                 config.webhooks.allow_networks)
+        app.ctx.egress = EgressPolicy.from_config(config.webhooks)
         app.ctx.engine_up = partial(_engine_up, app)
 
     @app.after_server_start

@@ -49,6 +49,22 @@ class Signal:
 class Waker(ABC):
     """Sends wakes after commits; never raises (a lost wake costs only latency)."""
 
+    SEEN_QUEUES_KEPT = 10_000
+
+    def __init__(self) -> None:
+        self._seen_queues: set[str] = set()
+
+    def _wake_if_new_queue(self, name: str) -> None:
+        """Wake QUEUES the first time this process creates a job of `name`
+        (creating a job may have created its queue). Forgets them all past
+        SEEN_QUEUES_KEPT names: at worst a few extra settings reads."""
+        if name in self._seen_queues:
+            return
+        if len(self._seen_queues) > self.SEEN_QUEUES_KEPT:
+            self._seen_queues.clear()
+        self._seen_queues.add(name)
+        self.wake(QUEUES)
+
     @abstractmethod
     def wake(self, kind: bytes = JOBS) -> None:
         """Ask the engines to look at `kind` (JOBS, QUEUES or SCHEDULES) now."""

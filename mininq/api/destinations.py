@@ -37,14 +37,10 @@ async def destinations(app: Sanic) -> list[dict]:
     return [render(r) for r in busiest_first(await app.ctx.store.list_destinations())]
 
 
-def starting_limit(app: Sanic) -> int:
-    cfg = app.ctx.config
-    return cfg.webhooks.max_in_flight_per_destination or cfg.worker.concurrency
-
-
 async def reset(app: Sanic, destination: str) -> dict:
     """Reset one destination on every node; this node's row (else the first) as it now reads."""
-    rows = await app.ctx.store.reset_destination(destination, starting_limit(app))
+    limit = app.ctx.config.destination_limit  # the limit a reset starts from
+    rows = await app.ctx.store.reset_destination(destination, limit)
     if not rows:
         raise NotFound(f"destination {destination!r} not found")
     app.ctx.waker.wake(QUEUES)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mininq.engine.outcome import RETRYABLE_4XX
+
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
@@ -37,10 +39,8 @@ MAX_PAUSE_MS = 300_000
 # What an attempt's answer says about its destination.
 SUCCESS = "success"  # 2xx: alive and willing
 FAILURE = "failure"  # timeout, connection error, 5xx, 429: counts toward the breaker
-ALIVE = "alive"  # a 4xx other than 408/425/429: the receiver answers, ends a failure run
+ALIVE = "alive"  # a 4xx but RETRYABLE_4XX (408/425/429): the receiver answers, ends a failure run
 NEUTRAL = "neutral"  # anything else (3xx, 408, 425, a delivery refused before sending)
-
-_NOT_A_FAILURE_RUN_END = frozenset({408, 425, 429})
 
 
 def judge(status: int | None, transport_failure: bool) -> str:
@@ -51,7 +51,7 @@ def judge(status: int | None, transport_failure: bool) -> str:
         return SUCCESS
     if status >= 500 or status == 429:
         return FAILURE
-    if 400 <= status <= 499 and status not in _NOT_A_FAILURE_RUN_END:
+    if 400 <= status <= 499 and status not in RETRYABLE_4XX:
         return ALIVE
     return NEUTRAL
 

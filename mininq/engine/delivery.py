@@ -15,14 +15,13 @@ import hashlib
 import hmac
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from mininq import __version__
 from mininq.clock import now_ms
-from mininq.egress import EgressPolicy, literal_address
+from mininq.egress import EgressPolicy, denied_literal
 from mininq.engine.backoff import retry_after_ms, retry_delay_ms
 from mininq.engine.outcome import classify, describe_exception, describe_http_error, truncate_result
 from mininq.engine.resolver import EgressDenied, PolicyResolver
@@ -154,9 +153,11 @@ class Deliverer:
         denies (aiohttp never resolves those, so the resolver can't see them)."""
         if self.policy.allows_all:
             return None
-        address = literal_address(urlsplit(url).hostname or "")
-        rule = None if address is None else self.policy.denied_by(address)
-        return None if rule is None else str(EgressDenied(address, address, rule))
+        denied = denied_literal(self.policy, url)
+        if denied is None:
+            return None
+        address, rule = denied
+        return str(EgressDenied(address, address, rule))
 
     def outcome(
         self, job: dict, started: int, duration_ms: int, status: int | None,
@@ -171,13 +172,15 @@ class Deliverer:
             "transport_failure": status is None and error is not None and not denied,
             "retry_after_ms": None,
         }
-        now = now_ms()
-        if status in (429, 503):
-            out["retry_after_ms"] = retry_after_ms(retry_after, now)
         if kind == "completed":
             out["outcome"] = "completed"
             out["result"] = truncate_result(body, self.max_result_bytes)
             return out
+        # A 429 or 503 is never completed; its Retry-After also pauses the
+        # destination, so it is read even when the job goes dead.
+        now = now_ms()
+        if status in (429, 503):
+            out["retry_after_ms"] = retry_after_ms(retry_after, now)
         out["error"] = error if status is None else describe_http_error(status, body)
         if kind == "permanent" or job["attempt"] > job["max_retries"]:
             out["outcome"] = "dead"

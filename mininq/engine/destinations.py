@@ -12,11 +12,9 @@ from collections import Counter
 
 from mininq.engine.adaptive import DestinationControl, Transition
 from mininq.logs import get_logger, log_event
+from mininq.store.rules import DESTINATIONS_KEPT, DESTINATIONS_SEEN_MS
 
 log = get_logger("mininq.engine")
-
-KEEP = 1_000  # destinations remembered (SPEC §10)
-FORGET_AFTER_MS = 3_600_000
 
 _LOG_LINES = {
     "opened": (logging.WARNING, "breaker opened"),
@@ -58,7 +56,7 @@ class Destinations:
     def control(self, destination: str, now: int) -> DestinationControl:
         c = self.controls.get(destination)
         if c is None:
-            if len(self.controls) >= KEEP:
+            if len(self.controls) >= DESTINATIONS_KEPT:  # destinations remembered (SPEC §10)
                 self._forget(now)
             c = DestinationControl(self.max_limit, self.threshold, seen_at=now)
             self.controls[destination] = c
@@ -119,19 +117,17 @@ class Destinations:
         )
         self._log(destination, c.take_changes())
 
-    def reset(self, destination: str) -> bool:
+    def reset(self, destination: str) -> None:
         c = self.controls.get(destination)
         if c is None:
-            return False
+            return
         c.reset()
         self.dirty.add(destination)
         log_event(log, logging.INFO, "breaker reset", destination=destination)
-        return True
 
-    def snapshot(self, now: int, only_dirty: bool = True) -> list[dict]:
+    def snapshot(self, now: int) -> list[dict]:
         """Rows for the destinations table: what changed since the last call."""
-        names = self.dirty if only_dirty else set(self.controls)
-        self.dirty = set()
+        names, self.dirty = self.dirty, set()
         rows = []
         for d in names:
             c = self.controls.get(d)
@@ -150,7 +146,7 @@ class Destinations:
         """Drop the destinations idle longest (none in flight) to make room."""
         idle = sorted((c.seen_at, d) for d, c in self.controls.items() if d not in self.in_flight)
         for seen_at, d in idle[: max(1, len(idle) // 10)]:
-            if seen_at < now - FORGET_AFTER_MS or len(self.controls) >= KEEP:
+            if seen_at < now - DESTINATIONS_SEEN_MS or len(self.controls) >= DESTINATIONS_KEPT:
                 del self.controls[d]
 
     def _log(self, destination: str, changes: list[Transition]) -> None:

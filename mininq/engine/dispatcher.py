@@ -81,8 +81,7 @@ class Dispatcher:
         self._holding_since: int | None = None
         self._between_ticks.set()
         self._resets_seen: dict[str, int] | None = None
-        self.max_per_destination = (config.webhooks.max_in_flight_per_destination
-                                    or config.worker.concurrency)
+        self.max_per_destination = config.destination_limit
         self.destinations = Destinations(self.max_per_destination,
                                          config.webhooks.breaker_threshold,
                                          config.worker.concurrency)
@@ -149,15 +148,14 @@ class Dispatcher:
 
     async def _apply_resets(self) -> None:
         """Resets asked through POST /destinations/reset since the last look
-        (the first look only notes what was asked before this engine ran)."""
+        (the first look only notes what was asked before this engine ran).
+        `tick` pokes the finisher to write the reset rows as it ends."""
         asked = await self.store.destination_resets()
         if self._resets_seen is not None:
             for d, n in asked.items():
                 if n > self._resets_seen.get(d, 0):
                     self.destinations.reset(d)
         self._resets_seen = asked
-        if self.destinations.dirty:
-            self.finisher.poke()
 
     async def tick(self, probe: bool = False) -> int | None:
         try:

@@ -17,8 +17,9 @@ COMPLETED = "completed"
 PERMANENT = "permanent"
 TRANSIENT = "transient"
 
-# 4xx answers that mean "not now" rather than "never".
-_RETRYABLE_4XX = frozenset({408, 425, 429})
+# 4xx answers that mean "not now" rather than "never" (the destination's
+# control, engine/adaptive.py, reads them the same way).
+RETRYABLE_4XX = frozenset({408, 425, 429})
 _BODY_PREVIEW_CHARS = 200
 _MESSAGE_MAX_CHARS = 300
 
@@ -33,7 +34,7 @@ def classify(status_code: int | None) -> str:
         return TRANSIENT
     if 200 <= status_code <= 299:
         return COMPLETED
-    if 400 <= status_code <= 499 and status_code not in _RETRYABLE_4XX:
+    if 400 <= status_code <= 499 and status_code not in RETRYABLE_4XX:
         return PERMANENT
     return TRANSIENT
 

@@ -56,8 +56,9 @@ async def run_reaper(store: Store, interval_s: float, signal: Signal, dispatch_s
 async def run_heartbeat(liveness: Liveness, dispatch_signal: Signal,
                         stopping: Callable[[], bool]) -> None:
     """Say this node is alive every `liveness.interval_s`, and hand the jobs
-    rescued from dead nodes to the dispatcher."""
+    rescued from dead nodes to the dispatcher. Runs only for a liveness with
+    an interval (the runner starts it only then)."""
     while not stopping():
         if _log_recovered(await liveness.beat(), "its node stopped answering"):
             dispatch_signal.set()
-        await asyncio.sleep(liveness.interval_s or 1.0)
+        await asyncio.sleep(liveness.interval_s)

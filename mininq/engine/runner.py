@@ -3,7 +3,8 @@ stopped in order.
 
 Start: open the store, become a live node (SQLite: take the engine lock, one
 engine per file), recover jobs left running by dead engines, then run dispatch, reaper, scheduler and
-cleanup under supervision. Stop (SIGTERM or SIGINT): stop claiming, let
+cleanup under supervision, and the heartbeat when the backend's liveness
+needs one (PostgreSQL: it keeps this node live and rescues dead nodes' jobs). Stop (SIGTERM or SIGINT): stop claiming, let
 deliveries in flight finish for up to `shutdown_timeout_secs`, interrupt the
 rest back to pending, write every outcome, close.
 """
@@ -69,8 +70,8 @@ class Engine:
         wake = await backend.listener(store)
         waker = backend.waker(store)
         deliverer = Deliverer(cfg.worker.concurrency, cfg.webhooks.signing_secret,
-                              cfg.webhooks.max_result_bytes, EgressPolicy.from_lists(
-                                  cfg.webhooks.deny_networks, cfg.webhooks.allow_networks))
+                              cfg.webhooks.max_result_bytes,
+                              EgressPolicy.from_config(cfg.webhooks))
         await deliverer.open()
         dispatch_signal = wake.signal(JOBS)
 

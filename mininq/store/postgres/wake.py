@@ -8,8 +8,9 @@ coalesced per loop turn and sent at most once per `DEBOUNCE_S` per
 came meanwhile, so the last change is never left unannounced.
 
 The listener holds one dedicated connection outside the pool (a pooled
-connection is reset with UNLISTEN on release), reconnects when it drops, and
-after a reconnect sets every signal: wakes sent while it was away are lost.
+connection is handed to other calls between uses, so it can't hold a LISTEN
+open), reconnects when it drops, and after a reconnect sets every signal:
+wakes sent while it was away are lost.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncpg
 
 from mininq.logs import get_logger
 from mininq.store.postgres.connect import connect
-from mininq.wake import JOBS, KINDS, QUEUES, WakeListener, Waker
+from mininq.wake import JOBS, KINDS, WakeListener, Waker
 
 log = get_logger("mininq.engine")
 
@@ -37,13 +38,13 @@ RECONNECT_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 class NotifyWaker(Waker):
     def __init__(self, pool: asyncpg.Pool, node_id: str | None = None) -> None:
+        super().__init__()
         self._pool = pool
         self._node = node_id or ""
         self._due: set[str] = set()  # payloads to send on the next flush
         self._last: dict[str, float] = {}  # payload -> when it was last sent
         self._later: set[str] = set()  # payloads held back by the debounce window
         self._flush_scheduled = False
-        self._seen_queues: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
 
     def wake(self, kind: bytes = JOBS, queue: str = "") -> None:
@@ -52,11 +53,7 @@ class NotifyWaker(Waker):
     def jobs_created(self, queue_names: Iterable[str]) -> None:
         for name in queue_names:
             self.wake(JOBS, name)
-            if name not in self._seen_queues:
-                if len(self._seen_queues) > 10_000:
-                    self._seen_queues.clear()
-                self._seen_queues.add(name)
-                self.wake(QUEUES)
+            self._wake_if_new_queue(name)
 
     def slots_freed(self, queue_names: Iterable[str]) -> None:
         for name in queue_names:

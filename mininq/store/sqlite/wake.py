@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Iterable
 
-from mininq.wake import JOBS, QUEUES, WakeListener, Waker
+from mininq.wake import JOBS, WakeListener, Waker
 
 
 def address_for(db_path: str) -> str:
@@ -72,12 +72,12 @@ class WakeFlag:
 
 class WakeSender(Waker):
     def __init__(self, address: str, flag: WakeFlag | None = None) -> None:
+        super().__init__()
         self.address = address
         self._flag = flag
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._scheduled: set[bytes] = set()
-        self._seen_queues: set[str] = set()
 
     def wake(self, kind: bytes = JOBS) -> None:
         """Coalesced per loop turn."""
@@ -96,11 +96,7 @@ class WakeSender(Waker):
         process (creating a job may have created its queue)."""
         self.wake(JOBS)
         for name in queue_names:
-            if name not in self._seen_queues:
-                if len(self._seen_queues) > 10_000:
-                    self._seen_queues.clear()
-                self._seen_queues.add(name)
-                self.wake(QUEUES)
+            self._wake_if_new_queue(name)
 
     def _send(self, kind: bytes) -> None:
         self._scheduled.discard(kind)
