@@ -13,7 +13,6 @@ from mininq.destination import destination_of
 from mininq.ids import uuid7
 
 STATUSES = ("pending", "running", "completed", "dead", "cancelled")
-FINISHED = ("completed", "dead", "cancelled")
 JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
 SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS,
                   "paused")
@@ -105,11 +104,6 @@ def busiest_first(rows: list[dict]) -> list[dict]:
     """GET /destinations order: in flight, then pending, then attempts."""
     return sorted(rows, key=lambda r: (-r["in_flight"], -r["pending"],
                                        -(r["delivered"] + r["failed"]), r["destination"]))
-
-
-def lost_status(attempt: int, max_retries: int) -> str:
-    """Where a job goes when its attempt was lost: pending while retries are left."""
-    return "dead" if attempt > max_retries else "pending"
 
 
 def lost_attempt(row: dict, now: int, error: str) -> dict:

@@ -91,11 +91,10 @@ class PostgresStore(Store):
     global_limits = True
 
     def __init__(self, url: str, defaults: Any, node_id: str | None = None,
-                 pool_size: int = POOL_SIZE, durable_writes: bool = True) -> None:
+                 durable_writes: bool = True) -> None:
         self.url = url
         self.defaults = defaults
         self.node_id = node_id
-        self.pool_size = pool_size
         self.durable_writes = durable_writes
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._creates: list[tuple[list[dict], asyncio.Future]] = []
@@ -105,7 +104,7 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         settings = {} if self.durable_writes else {"synchronous_commit": "off"}
-        self.pool = await create_pool(self.url, self.pool_size, settings)
+        self.pool = await create_pool(self.url, POOL_SIZE, settings)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -272,8 +271,8 @@ class PostgresStore(Store):
                     exclude: Sequence[str] = (), only: str | None = None,
                     total: int | None = None) -> list[dict]:
         """Queues without a rate limit in one transaction (lock, claim); those with one (as
-        last seen, or found when a claim of theirs came up short) through the
-        bucket's transaction."""
+        last seen, or named in rows of their own by that claim statement) through
+        the bucket's transaction."""
         now, limit = now_ms(), self.defaults.queue_max_concurrency
         plain = [(q, n) for q, n in allocations if q not in self._rated and n > 0]
         rated = [(q, n) for q, n in allocations if q in self._rated and n > 0]
