@@ -7,6 +7,8 @@ SQLite and PostgreSQL resolve defaults, book outcomes and shape counts alike.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from mininq.destination import destination_of
@@ -104,6 +106,28 @@ def busiest_first(rows: list[dict]) -> list[dict]:
     """GET /destinations order: in flight, then pending, then attempts."""
     return sorted(rows, key=lambda r: (-r["in_flight"], -r["pending"],
                                        -(r["delivered"] + r["failed"]), r["destination"]))
+
+
+def moved(deltas: Counter, queue: str, old: str | None, new: str | None) -> None:
+    """Record a job of `queue` leaving status `old` for `new` (None: created/deleted)."""
+    if old is not None:
+        deltas[(queue, old)] -= 1
+    if new is not None:
+        deltas[(queue, new)] += 1
+
+
+def old_jobs(candidates: Iterable[tuple[str, str, int]], max_rows: int) -> list[tuple[str, str]]:
+    """Which of the oldest finished jobs (id, queue, attempt count; oldest
+    first) to delete: whole jobs, at most `max_rows` rows in all counting
+    each job and its attempts, one job at least. (id, queue) of each."""
+    found: list[tuple[str, str]] = []
+    rows = 0
+    for job_id, queue, attempts in candidates:
+        if found and rows + 1 + attempts > max_rows:
+            break
+        found.append((job_id, queue))
+        rows += 1 + attempts
+    return found
 
 
 def lost_attempt(row: dict, now: int, error: str) -> dict:

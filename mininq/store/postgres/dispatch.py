@@ -20,6 +20,8 @@ from mininq.store.rules import (
     STATUS_AFTER,
     delivery_counters,
     lost_attempt,
+    moved,
+    old_jobs,
 )
 
 DB_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
@@ -372,7 +374,7 @@ async def _took_back(conn: asyncpg.Connection, rows: list, now: int, error: str)
     out = [dict(r) for r in rows]
     deltas: Counter = Counter()
     for r in out:
-        counts.moved(deltas, r["queue_name"], "running", r["status"])
+        moved(deltas, r["queue_name"], "running", r["status"])
     await counts.bump(conn, deltas)
     await history.record(conn, rollup.of_lost(out, now))
     await _insert_attempts(conn, [lost_attempt(r, now, error) for r in out])
@@ -407,13 +409,7 @@ async def delete_finished(conn: asyncpg.Connection, status: str, older_than: int
     nothing and so ends its own run."""
     if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEANUP_LOCK):
         return 0
-    found: list[tuple[str, str]] = []
-    rows = 0
-    for r in await conn.fetch(_OLD_FINISHED, status, older_than, max_rows):
-        if found and rows + 1 + r["attempts"] > max_rows:
-            break
-        found.append((r["id"], r["queue_name"]))
-        rows += 1 + r["attempts"]
+    found = old_jobs(await conn.fetch(_OLD_FINISHED, status, older_than, max_rows), max_rows)
     if not found:
         return 0
     ids = [job_id for job_id, _ in found]
