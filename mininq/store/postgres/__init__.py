@@ -322,23 +322,23 @@ class PostgresStore(Store):
     async def destination_resets(self) -> dict[str, int]:
         return await self.read(dest_sql.resets, self.node_id or "")
 
-    async def reap(self, before: int, process_died: bool = False) -> list[dict]:
-        error = LEASE_LOST if process_died else LEASE_EXPIRED
+    async def _take_back(self, fn: Callable[..., Awaitable[list[dict]]], *args: Any) -> list[dict]:
+        """`fn(conn, now, *args)` (one batch of at most TAKE_BACK_BATCH jobs, each in
+        its own transaction) until a batch comes up short; every job taken back."""
         out: list[dict] = []
         while True:
-            rows = await self.write(dispatch.reap, now_ms(), before, error)
+            rows = await self.write(fn, now_ms(), *args)
             out.extend(rows)
-            if len(rows) < 1000:
+            if len(rows) < dispatch.TAKE_BACK_BATCH:
                 return out
+
+    async def reap(self, before: int, process_died: bool = False) -> list[dict]:
+        error = LEASE_LOST if process_died else LEASE_EXPIRED
+        return await self._take_back(dispatch.reap, before, error)
 
     async def rescue(self, node_id: str | None = None) -> list[dict]:
         """Jobs of dead nodes (or of this node's previous engine) back to pending."""
-        out: list[dict] = []
-        while True:
-            rows = await self.write(dispatch.rescue, now_ms(), NODE_LOST, node_id)
-            out.extend(rows)
-            if len(rows) < 1000:
-                return out
+        return await self._take_back(dispatch.rescue, NODE_LOST, node_id)
 
     async def due_schedules(self, now: int) -> list[dict]:
         async with self.pool.acquire() as conn:

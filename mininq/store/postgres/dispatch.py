@@ -349,11 +349,13 @@ async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int, node:
 
 
 # Row locks taken with SKIP LOCKED: two nodes reaping at once split the rows
-# instead of waiting on (or deadlocking over) each other's.
+# instead of waiting on (or deadlocking over) each other's. At most
+# TAKE_BACK_BATCH jobs per statement: fewer means it found no more to take.
+TAKE_BACK_BATCH = 1000
 _TAKE_BACK = """
 WITH lost AS MATERIALIZED (
     SELECT id FROM jobs WHERE status = 'running' AND {where}
-    ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+    ORDER BY id LIMIT """ + str(TAKE_BACK_BATCH) + """ FOR UPDATE SKIP LOCKED
 ), done AS (
     UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
         visible_at = $1, lease_until = NULL, updated_at = $1, last_error = $2,
@@ -389,7 +391,7 @@ async def reap(conn: asyncpg.Connection, now: int, before: int, error: str) -> l
 async def rescue(conn: asyncpg.Connection, now: int, error: str,
                  node_id: str | None = None) -> list[dict]:
     """Jobs running on `node_id` (an engine of this node that died), or without
-    it on any node not alive, go back to pending (or dead); at most 1000."""
+    it on any node not alive, go back to pending (or dead); at most TAKE_BACK_BATCH."""
     sql, arg = (_RESCUE_MINE, node_id) if node_id else (_RESCUE_ORPHANS, "")
     return await _took_back(conn, await conn.fetch(sql, now, error, arg), now, error)
 
