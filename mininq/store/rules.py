@@ -28,6 +28,10 @@ DESTINATION_FIELDS = ("destination", "state", "limit", "in_flight", "consecutive
                       "last_status", "last_error", "open_until", "delivered", "failed", "seen_at")
 DESTINATIONS_SEEN_MS = 3_600_000  # GET /destinations lists those seen in the last hour
 DESTINATIONS_KEPT = 1_000
+# How often an engine deletes destination rows past DESTINATIONS_SEEN_MS (on
+# SQLite also those of earlier runs): at most once per this many ms, the first
+# time in its first batch with destination rows.
+DESTINATIONS_FORGET_EVERY_MS = 60_000
 
 # A delivery's outcome and the status its job takes.
 STATUS_AFTER = {"completed": "completed", "retry": "pending", "dead": "dead"}

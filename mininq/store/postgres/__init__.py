@@ -30,7 +30,12 @@ from mininq.store.postgres import destinations as dest_sql
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
-from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
+from mininq.store.rules import (
+    DESTINATIONS_FORGET_EVERY_MS,
+    LEASE_EXPIRED,
+    LEASE_LOST,
+    NODE_LOST,
+)
 from mininq.wake import WakeListener, Waker
 
 __all__ = ["PostgresBackend", "PostgresStore", "prepare"]
@@ -41,7 +46,6 @@ POOL_SIZE = 10
 # at most this many API calls.
 MAX_CREATE_FLUSHES = 2
 CREATE_BATCH = 200
-FORGET_EVERY_MS = 60_000
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -308,7 +312,7 @@ class PostgresStore(Store):
             n = 0
             if destinations:
                 await self.write(dest_sql.save, node, destinations, transaction=False)
-        if destinations and now - self._forgot_at >= FORGET_EVERY_MS:
+        if destinations and now - self._forgot_at >= DESTINATIONS_FORGET_EVERY_MS:
             self._forgot_at = now
             await self.write(dest_sql.forget, now, transaction=False)
         return n
