@@ -11,13 +11,15 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from mininq import fields
 from mininq.destination import destination_of
 from mininq.ids import uuid7
 
-STATUSES = ("pending", "running", "completed", "dead", "cancelled")
-JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
-SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS,
-                  "paused")
+# These three come from the body tables of mininq.fields, in their order (the
+# queue column lists follow it); SCHEDULE_FIELDS keeps an order of its own.
+STATUSES = fields.JOB_STATUSES
+JOB_DEFAULT_FIELDS = tuple(fields.JOB_DEFAULTS)
+SETTING_FIELDS = tuple(fields.QUEUE_UPDATE)
 SCHEDULE_FIELDS = (
     "cron_expression", "timezone", "callback_url", "queue_name", "payload", "headers",
     "max_retries", "timeout_ms", "enabled", "next_run_at",
