@@ -108,6 +108,24 @@ def schedule_job_spec(schedule: dict, fire_ms: int) -> dict:
     }
 
 
+def single_filter_pairs(queue: str | None, status: str | None,
+                        queue_names: Iterable[str]) -> list[tuple[str, str]]:
+    """A job list filtered on only a queue or only a status, as the (queue,
+    status) pairs the (queue, status, id) index answers: the queue with every
+    status, or every queue (of `queue_names`) with the status."""
+    if queue is not None:
+        return [(queue, st) for st in STATUSES]
+    return [(name, status) for name in queue_names]
+
+
+def merged_page(pages: Iterable[list[dict]], limit: int, offset: int) -> list[dict]:
+    """The page `offset`, `limit` of the pairs' jobs newest first, from each
+    pair's first `limit + offset` jobs."""
+    rows = [r for page in pages for r in page]
+    rows.sort(key=lambda r: r["id"], reverse=True)
+    return rows[offset : offset + limit]
+
+
 def busiest_first(rows: list[dict]) -> list[dict]:
     """GET /destinations order: in flight, then pending, then attempts."""
     return sorted(rows, key=lambda r: (-r["in_flight"], -r["pending"],
