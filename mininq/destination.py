@@ -7,11 +7,13 @@ leave out a destination's jobs by an indexed column.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@lru_cache(maxsize=1024)  # a str in, a str out; run for every job created
 def destination_of(url: str) -> str:
     """`scheme://host:port` with the default port written out, the host
     lower-cased and an IPv6 host in brackets. An unparsable URL (the API

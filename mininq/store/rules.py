@@ -7,16 +7,19 @@ SQLite and PostgreSQL resolve defaults, book outcomes and shape counts alike.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
+from mininq import fields
 from mininq.destination import destination_of
 from mininq.ids import uuid7
 
-STATUSES = ("pending", "running", "completed", "dead", "cancelled")
-FINISHED = ("completed", "dead", "cancelled")
-JOB_DEFAULT_FIELDS = ("max_retries", "retry_backoff", "base_delay_ms", "max_delay_ms", "timeout_ms")
-SETTING_FIELDS = ("max_concurrency", "rate_limit_rps", "rate_limit_burst", *JOB_DEFAULT_FIELDS,
-                  "paused")
+# These three come from the body tables of mininq.fields, in their order (the
+# queue column lists follow it); SCHEDULE_FIELDS keeps an order of its own.
+STATUSES = fields.JOB_STATUSES
+JOB_DEFAULT_FIELDS = tuple(fields.JOB_DEFAULTS)
+SETTING_FIELDS = tuple(fields.QUEUE_UPDATE)
 SCHEDULE_FIELDS = (
     "cron_expression", "timezone", "callback_url", "queue_name", "payload", "headers",
     "max_retries", "timeout_ms", "enabled", "next_run_at",
@@ -27,6 +30,10 @@ DESTINATION_FIELDS = ("destination", "state", "limit", "in_flight", "consecutive
                       "last_status", "last_error", "open_until", "delivered", "failed", "seen_at")
 DESTINATIONS_SEEN_MS = 3_600_000  # GET /destinations lists those seen in the last hour
 DESTINATIONS_KEPT = 1_000
+# How often an engine deletes destination rows past DESTINATIONS_SEEN_MS (on
+# SQLite also those of earlier runs): at most once per this many ms, the first
+# time in its first batch with destination rows.
+DESTINATIONS_FORGET_EVERY_MS = 60_000
 
 # A delivery's outcome and the status its job takes.
 STATUS_AFTER = {"completed": "completed", "retry": "pending", "dead": "dead"}
@@ -101,15 +108,50 @@ def schedule_job_spec(schedule: dict, fire_ms: int) -> dict:
     }
 
 
+def single_filter_pairs(queue: str | None, status: str | None,
+                        queue_names: Iterable[str]) -> list[tuple[str, str]]:
+    """A job list filtered on only a queue or only a status, as the (queue,
+    status) pairs the (queue, status, id) index answers: the queue with every
+    status, or every queue (of `queue_names`) with the status."""
+    if queue is not None:
+        return [(queue, st) for st in STATUSES]
+    return [(name, status) for name in queue_names]
+
+
+def merged_page(pages: Iterable[list[dict]], limit: int, offset: int) -> list[dict]:
+    """The page `offset`, `limit` of the pairs' jobs newest first, from each
+    pair's first `limit + offset` jobs."""
+    rows = [r for page in pages for r in page]
+    rows.sort(key=lambda r: r["id"], reverse=True)
+    return rows[offset : offset + limit]
+
+
 def busiest_first(rows: list[dict]) -> list[dict]:
     """GET /destinations order: in flight, then pending, then attempts."""
     return sorted(rows, key=lambda r: (-r["in_flight"], -r["pending"],
                                        -(r["delivered"] + r["failed"]), r["destination"]))
 
 
-def lost_status(attempt: int, max_retries: int) -> str:
-    """Where a job goes when its attempt was lost: pending while retries are left."""
-    return "dead" if attempt > max_retries else "pending"
+def moved(deltas: Counter, queue: str, old: str | None, new: str | None) -> None:
+    """Record a job of `queue` leaving status `old` for `new` (None: created/deleted)."""
+    if old is not None:
+        deltas[(queue, old)] -= 1
+    if new is not None:
+        deltas[(queue, new)] += 1
+
+
+def old_jobs(candidates: Iterable[tuple[str, str, int]], max_rows: int) -> list[tuple[str, str]]:
+    """Which of the oldest finished jobs (id, queue, attempt count; oldest
+    first) to delete: whole jobs, at most `max_rows` rows in all counting
+    each job and its attempts, one job at least. (id, queue) of each."""
+    found: list[tuple[str, str]] = []
+    rows = 0
+    for job_id, queue, attempts in candidates:
+        if found and rows + 1 + attempts > max_rows:
+            break
+        found.append((job_id, queue))
+        rows += 1 + attempts
+    return found
 
 
 def lost_attempt(row: dict, now: int, error: str) -> dict:

@@ -30,7 +30,12 @@ from mininq.store.postgres import destinations as dest_sql
 from mininq.store.postgres.connect import connect, create_pool
 from mininq.store.postgres.schema import SchemaTooNew, migrate
 from mininq.store.postgres.wake import ListenConnection, NotifyWaker
-from mininq.store.rules import LEASE_EXPIRED, LEASE_LOST, NODE_LOST
+from mininq.store.rules import (
+    DESTINATIONS_FORGET_EVERY_MS,
+    LEASE_EXPIRED,
+    LEASE_LOST,
+    NODE_LOST,
+)
 from mininq.wake import WakeListener, Waker
 
 __all__ = ["PostgresBackend", "PostgresStore", "prepare"]
@@ -41,7 +46,6 @@ POOL_SIZE = 10
 # at most this many API calls.
 MAX_CREATE_FLUSHES = 2
 CREATE_BATCH = 200
-FORGET_EVERY_MS = 60_000
 _RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -91,11 +95,10 @@ class PostgresStore(Store):
     global_limits = True
 
     def __init__(self, url: str, defaults: Any, node_id: str | None = None,
-                 pool_size: int = POOL_SIZE, durable_writes: bool = True) -> None:
+                 durable_writes: bool = True) -> None:
         self.url = url
         self.defaults = defaults
         self.node_id = node_id
-        self.pool_size = pool_size
         self.durable_writes = durable_writes
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._creates: list[tuple[list[dict], asyncio.Future]] = []
@@ -105,7 +108,7 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         settings = {} if self.durable_writes else {"synchronous_commit": "off"}
-        self.pool = await create_pool(self.url, self.pool_size, settings)
+        self.pool = await create_pool(self.url, POOL_SIZE, settings)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -272,8 +275,8 @@ class PostgresStore(Store):
                     exclude: Sequence[str] = (), only: str | None = None,
                     total: int | None = None) -> list[dict]:
         """Queues without a rate limit in one transaction (lock, claim); those with one (as
-        last seen, or found when a claim of theirs came up short) through the
-        bucket's transaction."""
+        last seen, or named in rows of their own by that claim statement) through
+        the bucket's transaction."""
         now, limit = now_ms(), self.defaults.queue_max_concurrency
         plain = [(q, n) for q, n in allocations if q not in self._rated and n > 0]
         rated = [(q, n) for q, n in allocations if q in self._rated and n > 0]
@@ -309,7 +312,7 @@ class PostgresStore(Store):
             n = 0
             if destinations:
                 await self.write(dest_sql.save, node, destinations, transaction=False)
-        if destinations and now - self._forgot_at >= FORGET_EVERY_MS:
+        if destinations and now - self._forgot_at >= DESTINATIONS_FORGET_EVERY_MS:
             self._forgot_at = now
             await self.write(dest_sql.forget, now, transaction=False)
         return n
@@ -323,23 +326,23 @@ class PostgresStore(Store):
     async def destination_resets(self) -> dict[str, int]:
         return await self.read(dest_sql.resets, self.node_id or "")
 
-    async def reap(self, before: int, process_died: bool = False) -> list[dict]:
-        error = LEASE_LOST if process_died else LEASE_EXPIRED
+    async def _take_back(self, fn: Callable[..., Awaitable[list[dict]]], *args: Any) -> list[dict]:
+        """`fn(conn, now, *args)` (one batch of at most TAKE_BACK_BATCH jobs, each in
+        its own transaction) until a batch comes up short; every job taken back."""
         out: list[dict] = []
         while True:
-            rows = await self.write(dispatch.reap, now_ms(), before, error)
+            rows = await self.write(fn, now_ms(), *args)
             out.extend(rows)
-            if len(rows) < 1000:
+            if len(rows) < dispatch.TAKE_BACK_BATCH:
                 return out
+
+    async def reap(self, before: int, process_died: bool = False) -> list[dict]:
+        error = LEASE_LOST if process_died else LEASE_EXPIRED
+        return await self._take_back(dispatch.reap, before, error)
 
     async def rescue(self, node_id: str | None = None) -> list[dict]:
         """Jobs of dead nodes (or of this node's previous engine) back to pending."""
-        out: list[dict] = []
-        while True:
-            rows = await self.write(dispatch.rescue, now_ms(), NODE_LOST, node_id)
-            out.extend(rows)
-            if len(rows) < 1000:
-                return out
+        return await self._take_back(dispatch.rescue, NODE_LOST, node_id)
 
     async def due_schedules(self, now: int) -> list[dict]:
         async with self.pool.acquire() as conn:

@@ -28,14 +28,6 @@ ON CONFLICT (name, queue_name, key, shard) DO UPDATE SET value = counters.value 
 """
 
 
-def moved(deltas: Counter, queue: str, old: str | None, new: str | None, n: int = 1) -> None:
-    """Record n jobs of `queue` leaving status `old` for `new` (None: created/deleted)."""
-    if old is not None:
-        deltas[(queue, old)] -= n
-    if new is not None:
-        deltas[(queue, new)] += n
-
-
 async def bump(conn: asyncpg.Connection, deltas: Counter) -> None:
     """Apply {(queue, status): change} to the counts."""
     rows = sorted((q, s, n) for (q, s), n in deltas.items() if n)

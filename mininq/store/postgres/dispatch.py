@@ -20,6 +20,8 @@ from mininq.store.rules import (
     STATUS_AFTER,
     delivery_counters,
     lost_attempt,
+    moved,
+    old_jobs,
 )
 
 DB_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
@@ -347,11 +349,13 @@ async def finish(conn: asyncpg.Connection, outcomes: list[dict], now: int, node:
 
 
 # Row locks taken with SKIP LOCKED: two nodes reaping at once split the rows
-# instead of waiting on (or deadlocking over) each other's.
+# instead of waiting on (or deadlocking over) each other's. At most
+# TAKE_BACK_BATCH jobs per statement: fewer means it found no more to take.
+TAKE_BACK_BATCH = 1000
 _TAKE_BACK = """
 WITH lost AS MATERIALIZED (
     SELECT id FROM jobs WHERE status = 'running' AND {where}
-    ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+    ORDER BY id LIMIT """ + str(TAKE_BACK_BATCH) + """ FOR UPDATE SKIP LOCKED
 ), done AS (
     UPDATE jobs SET status = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'pending' END,
         visible_at = $1, lease_until = NULL, updated_at = $1, last_error = $2,
@@ -372,7 +376,7 @@ async def _took_back(conn: asyncpg.Connection, rows: list, now: int, error: str)
     out = [dict(r) for r in rows]
     deltas: Counter = Counter()
     for r in out:
-        counts.moved(deltas, r["queue_name"], "running", r["status"])
+        moved(deltas, r["queue_name"], "running", r["status"])
     await counts.bump(conn, deltas)
     await history.record(conn, rollup.of_lost(out, now))
     await _insert_attempts(conn, [lost_attempt(r, now, error) for r in out])
@@ -387,7 +391,7 @@ async def reap(conn: asyncpg.Connection, now: int, before: int, error: str) -> l
 async def rescue(conn: asyncpg.Connection, now: int, error: str,
                  node_id: str | None = None) -> list[dict]:
     """Jobs running on `node_id` (an engine of this node that died), or without
-    it on any node not alive, go back to pending (or dead); at most 1000."""
+    it on any node not alive, go back to pending (or dead); at most TAKE_BACK_BATCH."""
     sql, arg = (_RESCUE_MINE, node_id) if node_id else (_RESCUE_ORPHANS, "")
     return await _took_back(conn, await conn.fetch(sql, now, error, arg), now, error)
 
@@ -407,13 +411,7 @@ async def delete_finished(conn: asyncpg.Connection, status: str, older_than: int
     nothing and so ends its own run."""
     if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEANUP_LOCK):
         return 0
-    found: list[tuple[str, str]] = []
-    rows = 0
-    for r in await conn.fetch(_OLD_FINISHED, status, older_than, max_rows):
-        if found and rows + 1 + r["attempts"] > max_rows:
-            break
-        found.append((r["id"], r["queue_name"]))
-        rows += 1 + r["attempts"]
+    found = old_jobs(await conn.fetch(_OLD_FINISHED, status, older_than, max_rows), max_rows)
     if not found:
         return 0
     ids = [job_id for job_id, _ in found]

@@ -13,7 +13,7 @@ from mininq.store.errors import Conflict, NotFound
 from mininq.store.postgres import counts, history
 from mininq.store.postgres.locks import after
 from mininq.store.postgres.queues import ensure_queue
-from mininq.store.rules import JOB_COLUMNS, STATUSES, new_job_row
+from mininq.store.rules import JOB_COLUMNS, merged_page, new_job_row, single_filter_pairs
 
 COLUMNS = JOB_COLUMNS
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
@@ -111,17 +111,11 @@ async def list_jobs(
     """Newest first through the (queue, status, id) index: a filter on only one
     of queue and status merges that index's scans over the other's values."""
     if schedule_id is None and (queue is None) != (status is None):
-        if queue is not None:
-            pairs = [(queue, st) for st in STATUSES]
-        else:
-            names = [r[0] for r in await conn.fetch("SELECT name FROM queues")]
-            pairs = [(name, status) for name in names]
-        rows: list[dict] = []
-        for q, st in pairs:
-            rows.extend(await list_jobs(conn, queue=q, status=st, limit=limit + offset,
-                                        after=after))
-        rows.sort(key=lambda r: r["id"], reverse=True)
-        return rows[offset : offset + limit]
+        names = [] if queue is not None else [
+            r[0] for r in await conn.fetch("SELECT name FROM queues")]
+        return merged_page(
+            [await list_jobs(conn, queue=q, status=st, limit=limit + offset, after=after)
+             for q, st in single_filter_pairs(queue, status, names)], limit, offset)
     where, args = [], []
     for column, value in (("queue_name", queue), ("status", status),
                           ("schedule_id", schedule_id)):

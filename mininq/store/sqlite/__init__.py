@@ -10,6 +10,7 @@ from mininq.clock import now_ms
 from mininq.faults import FAULTS
 from mininq.nodes import Liveness, NodeInfo
 from mininq.store.base import Backend, Store
+from mininq.store.rules import DESTINATIONS_FORGET_EVERY_MS
 from mininq.store.sqlite import destinations as dest_sql
 from mininq.store.sqlite import dispatch, history, jobs, queues, schedules, stats
 from mininq.store.sqlite.connection import Database, connect_sync
@@ -69,6 +70,8 @@ class SqliteStore(Store):
         self.db = Database(path)
         self.defaults = defaults
         self.node_id = node_id or ""
+        # When destination rows of earlier runs or not seen for an hour were last deleted.
+        self._forgot_at = 0
 
     async def open(self) -> None:
         await self.db.open()
@@ -185,13 +188,24 @@ class SqliteStore(Store):
         return await self.db.read(dispatch.due_destinations, destinations, now_ms())
 
     async def finish(self, outcomes: list[dict], destinations: Sequence[dict] = ()) -> int:
+        """Outcomes and destination rows in one transaction; rows of earlier
+        runs or not seen for an hour are deleted at most once a minute (the
+        first batch after start does it)."""
+        now = now_ms()
+        forget = bool(destinations) and now - self._forgot_at >= DESTINATIONS_FORGET_EVERY_MS
+
         def write(conn: Any, now: int) -> int:
             n = dispatch.finish(conn, outcomes, now) if outcomes else 0
             if destinations:
-                dest_sql.save(conn, self.node_id, destinations, now)
+                dest_sql.save(conn, self.node_id, destinations)
+            if forget:
+                dest_sql.forget(conn, self.node_id, now)
             return n
 
-        return await self.db.write(write, now_ms())
+        n = await self.db.write(write, now)
+        if forget:
+            self._forgot_at = now
+        return n
 
     async def list_destinations(self) -> list[dict]:
         return await self.db.read(dest_sql.list_destinations, now_ms())

@@ -32,14 +32,6 @@ def bump(conn: sqlite3.Connection, deltas: Counter) -> None:
         conn.executemany(_UPSERT, rows)
 
 
-def moved(deltas: Counter, queue: str, old: str | None, new: str | None, n: int = 1) -> None:
-    """Record n jobs of `queue` leaving status `old` for `new` (None: created/deleted)."""
-    if old is not None:
-        deltas[(queue, old)] -= n
-    if new is not None:
-        deltas[(queue, new)] += n
-
-
 def created(conn: sqlite3.Connection, per_queue: Iterable[tuple[str, int]]) -> None:
     """New jobs: pending counts and the jobs_created counter."""
     rows = [(q, n) for q, n in per_queue if n]

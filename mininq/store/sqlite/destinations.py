@@ -17,10 +17,14 @@ ON CONFLICT (node, destination) DO UPDATE SET
 """
 
 
-def save(conn: sqlite3.Connection, node: str, rows: Iterable[dict], now: int) -> None:
-    """Upsert this node's rows; forget destinations not seen for an hour, and
-    the rows of earlier runs (one engine per file: any other node's are old)."""
+def save(conn: sqlite3.Connection, node: str, rows: Iterable[dict]) -> None:
+    """Upsert this node's rows."""
     conn.executemany(_SAVE, [{**r, "node": node} for r in rows])
+
+
+def forget(conn: sqlite3.Connection, node: str, now: int) -> None:
+    """Forget destinations not seen for an hour, and the rows of earlier runs
+    (one engine per file: any other node's are old). A scan of the table."""
     conn.execute("DELETE FROM destinations WHERE seen_at < ? OR node <> ?",
                  (now - DESTINATIONS_SEEN_MS, node))
 

@@ -15,6 +15,8 @@ from mininq.store.rules import (
     STATUS_AFTER,
     delivery_counters,
     lost_attempt,
+    moved,
+    old_jobs,
 )
 from mininq.store.sqlite import counts, history
 
@@ -153,7 +155,7 @@ def finish(conn: sqlite3.Connection, outcomes: list[dict], now: int) -> int:
     deltas: Counter = Counter()
     queue_of = {o["id"]: o["queue_name"] for o in outcomes}
     for p in params:
-        counts.moved(deltas, queue_of[p["id"]], "running", p["status"])
+        moved(deltas, queue_of[p["id"]], "running", p["status"])
     counts.bump(conn, deltas)
     conn.executemany(_ATTEMPT, outcomes)
     counts.add(conn, delivery_counters(outcomes))
@@ -190,7 +192,7 @@ def reap(conn: sqlite3.Connection, now: int, before: int, process_died: bool = F
     rows = [dict(r) for r in conn.execute(_REAP, {"now": now, "before": before, "error": error})]
     deltas: Counter = Counter()
     for r in rows:
-        counts.moved(deltas, r["queue_name"], "running", r["status"])
+        moved(deltas, r["queue_name"], "running", r["status"])
     counts.bump(conn, deltas)
     history.record(conn, rollup.of_lost(rows, now))
     conn.executemany(_ATTEMPT, [lost_attempt(r, now, error) for r in rows])
@@ -213,15 +215,8 @@ def delete_finished(conn: sqlite3.Connection, status: str, older_than: int, max_
     Oldest first through jobs_finished: the scan stops at the first young row
     instead of reading every job of the status (what a (status, id) index would do).
     """
-    found: list[tuple[str, str]] = []
-    rows = 0
-    for job_id, queue, attempts in conn.execute(
-        _OLD_FINISHED, (status, older_than, max_rows)
-    ).fetchall():
-        if found and rows + 1 + attempts > max_rows:
-            break
-        found.append((job_id, queue))
-        rows += 1 + attempts
+    found = old_jobs(conn.execute(_OLD_FINISHED, (status, older_than, max_rows)).fetchall(),
+                     max_rows)
     if not found:
         return 0
     ids = [job_id for job_id, _ in found]

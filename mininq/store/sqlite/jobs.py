@@ -8,7 +8,7 @@ from typing import Any
 
 from mininq.metrics import history as rollup
 from mininq.store.errors import Conflict, NotFound
-from mininq.store.rules import JOB_COLUMNS, STATUSES, new_job_row
+from mininq.store.rules import JOB_COLUMNS, merged_page, new_job_row, single_filter_pairs
 from mininq.store.sqlite import counts, history
 from mininq.store.sqlite.queues import ensure_queue
 
@@ -98,16 +98,11 @@ def list_jobs(
     merges that index's scans over the other's values (statuses, or queues).
     There is no (status, id) index: each would cost every write of a job."""
     if schedule_id is None and (queue is None) != (status is None):
-        if queue is not None:
-            pairs = [(queue, st) for st in STATUSES]
-        else:
-            names = [r[0] for r in conn.execute("SELECT name FROM queues")]
-            pairs = [(name, status) for name in names]
-        rows: list[dict] = []
-        for q, st in pairs:
-            rows.extend(list_jobs(conn, queue=q, status=st, limit=limit + offset, after=after))
-        rows.sort(key=lambda r: r["id"], reverse=True)
-        return rows[offset : offset + limit]
+        names = [] if queue is not None else [
+            r[0] for r in conn.execute("SELECT name FROM queues")]
+        return merged_page(
+            [list_jobs(conn, queue=q, status=st, limit=limit + offset, after=after)
+             for q, st in single_filter_pairs(queue, status, names)], limit, offset)
     where, args = [], []
     if queue is not None:
         where.append("queue_name = ?")
